@@ -1,0 +1,64 @@
+"""AlignWork: appointments for clinics, and the cached stats their dashboards poll."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from .config import ENVIRONMENTS, database_url_from_env, environment_name
+
+
+def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. Config layers: defaults, instance/config.py, DATABASE_URL,
+    ALIGNWORK_* variables, then ``config_overrides``."""
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    app.config.from_object(ENVIRONMENTS.get(environment_name(), ENVIRONMENTS["development"]))
+    app.config.from_pyfile("config.py", silent=True)
+    if url := database_url_from_env():
+        app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config.from_prefixed_env("ALIGNWORK")
+    app.config.update(config_overrides or {})
+    _finish_config(app)
+    app.json.sort_keys = False
+
+    from . import errors
+    from .blueprints import appointments, health, patients
+    from .cache_backends import resolve_cache_type
+    from .extensions import api, cache, db, migrate
+    from .services import seeding, tenants
+
+    app.config["CACHE_TYPE"] = resolve_cache_type(app.config["CACHE_TYPE"])
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
+    cache.init_app(app)
+    api.init_app(app)
+
+    api.register_blueprint(patients.blp)
+    api.register_blueprint(appointments.blp)
+    app.register_blueprint(health.bp)
+    errors.init_app(app)
+
+    tenants.init_app(app)
+    seeding.init_app(app)
+
+    @app.shell_context_processor
+    def _shell_context() -> dict[str, Any]:
+        from . import models
+
+        return {"db": db, "cache": cache, **{name: getattr(models, name) for name in models.__all__}}
+
+    return app
+
+
+def _finish_config(app: Flask) -> None:
+    from .config import normalise_database_url
+
+    uri = app.config.get("SQLALCHEMY_DATABASE_URI")
+    if not uri:
+        uri = "sqlite:///" + os.path.join(app.instance_path, "alignwork.sqlite")
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(uri)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from ..schemas import (
+    AppointmentCreateSchema,
+    AppointmentListQuerySchema,
+    AppointmentPageSchema,
+    AppointmentSchema,
+    AppointmentUpdateSchema,
+    MegaStatsSchema,
+    StatsQuerySchema,
+    TenantQuerySchema,
+)
+from ..services import appointments, stats_cache
+from ..tenancy import current_tenant
+from . import ApiBlueprint
+
+blp = ApiBlueprint(
+    "appointments", __name__, url_prefix="/api/v1/appointments", description="Appointments and their stats."
+)
+
+_UPDATE_FIELDS = {"status": "status", "startsAt": "starts_at", "durationMin": "duration_min"}
+
+
+@blp.route("")
+class Appointments(MethodView):
+    @blp.arguments(AppointmentListQuerySchema, location="query")
+    @blp.response(200, AppointmentPageSchema)
+    def get(self, args):
+        """List the tenant's appointments, ordered by start; ``from``/``to`` are ``[from, to)``."""
+        return appointments.list_appointments(
+            current_tenant().id,
+            page=args["page"],
+            page_size=args["page_size"],
+            start=args.get("from_"),
+            end=args.get("to"),
+            status=args.get("status"),
+        )
+
+    @blp.arguments(AppointmentCreateSchema)
+    @blp.response(201, AppointmentSchema)
+    def post(self, data):
+        """Book an appointment for one of the tenant's patients."""
+        return appointments.create_appointment(
+            current_tenant().id,
+            patient_id=data["patientId"],
+            starts_at=data["startsAt"],
+            duration_min=data["durationMin"],
+            status=data["status"],
+        )
+
+
+@blp.route("/mega-stats")
+class MegaStats(MethodView):
+    @blp.arguments(StatsQuerySchema, location="query")
+    @blp.response(200, MegaStatsSchema, headers={"X-Cache": {"description": "HIT, MISS or BYPASS", "schema": {"type": "string"}}})
+    def get(self, args):
+        """Confirmed and pending counts for today, this week (Sunday to Saturday), this month and
+        next month, in ``tz`` (default: the tenant's time zone)."""
+        tenant = current_tenant()
+        stats, outcome = stats_cache.get_stats(tenant.id, args.get("tz") or tenant.timezone)
+        return stats, 200, {"X-Cache": outcome.value, "Cache-Control": "no-store"}
+
+
+@blp.route("/<int:appointment_id>")
+class AppointmentItem(MethodView):
+    @blp.arguments(TenantQuerySchema, location="query")
+    @blp.response(200, AppointmentSchema)
+    def get(self, _args, appointment_id):
+        """One appointment of the tenant."""
+        return appointments.get_appointment(current_tenant().id, appointment_id)
+
+    @blp.arguments(TenantQuerySchema, location="query")
+    @blp.arguments(AppointmentUpdateSchema)
+    @blp.response(200, AppointmentSchema)
+    def patch(self, _args, data, appointment_id):
+        """Change the status, start or duration of an appointment."""
+        changes = {column: data[name] for name, column in _UPDATE_FIELDS.items() if name in data}
+        return appointments.update_appointment(current_tenant().id, appointment_id, changes)
+
+    @blp.arguments(TenantQuerySchema, location="query")
+    @blp.response(204)
+    def delete(self, _args, appointment_id):
+        """Delete an appointment."""
+        appointments.delete_appointment(current_tenant().id, appointment_id)

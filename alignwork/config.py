@@ -1,0 +1,79 @@
+"""Configuration defaults and the named environments that refine them.
+
+The factory layers these under ``instance/config.py``, ``DATABASE_URL``, the ``ALIGNWORK_*``
+environment variables and finally the overrides passed to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class Config:
+    """Defaults: a development service on SQLite and an in-process cache."""
+
+    # Filled in by the factory with an absolute path inside the instance folder.
+    SQLALCHEMY_DATABASE_URI: str | None = None
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    # Flask-Caching. The short names are resolved to this app's backends (see cache_backends).
+    CACHE_TYPE = "SimpleCache"
+    CACHE_KEY_PREFIX = "alignwork:"
+    CACHE_DEFAULT_TIMEOUT = 30
+    CACHE_THRESHOLD = 10_000
+    CACHE_REDIS_URL = "redis://127.0.0.1:6379/0"
+    # A cache that answers slowly must not make the API slow: fail fast, then back off.
+    CACHE_REDIS_SOCKET_TIMEOUT = 0.2
+    CACHE_BACKOFF_SECONDS = 5.0
+
+    STATS_CACHE_TTL = 30
+    # Longest a request waits for another one computing the same stats before computing itself.
+    STATS_LOCK_WAIT_SECONDS = 5.0
+    # Process-local memo of tenant records, so a cached stats request runs no SQL at all.
+    TENANT_MEMO_SECONDS = 60
+
+    MAX_PAGE_SIZE = 100
+
+    API_TITLE = "AlignWork API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "/docs"
+    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+
+
+class DevelopmentConfig(Config):
+    pass
+
+
+class ProductionConfig(Config):
+    DEBUG = False
+
+
+class TestingConfig(Config):
+    TESTING = True
+
+
+ENVIRONMENTS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "production": ProductionConfig,
+    "testing": TestingConfig,
+}
+
+
+def environment_name() -> str:
+    return os.environ.get("ALIGNWORK_ENV", "development")
+
+
+def database_url_from_env() -> str | None:
+    """The deployment convention ``DATABASE_URL``, rewritten for the psycopg 3 driver."""
+    url = os.environ.get("DATABASE_URL")
+    return normalise_database_url(url) if url else None
+
+
+def normalise_database_url(url: str) -> str:
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url

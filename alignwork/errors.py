@@ -1,0 +1,80 @@
+"""One error shape for the whole app, produced here and nowhere else::
+
+    {"code": 404, "status": "Not Found", "message": "...", "errors": {"field": ["..."]}}
+
+``errors`` appears when a particular input is at fault and names it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
+
+from .services.exceptions import Conflict, NotFound, ServiceError
+
+log = logging.getLogger(__name__)
+
+_SERVICE_STATUS = {NotFound: 404, Conflict: 409}
+
+
+def error_response(
+    status: int,
+    message: str | None = None,
+    errors: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    name = HTTP_STATUS_CODES.get(status, "Error")
+    payload: dict[str, Any] = {"code": status, "status": name, "message": message or name}
+    if errors:
+        payload["errors"] = errors
+    response = jsonify(payload)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _flatten(messages: dict[str, Any]) -> dict[str, Any]:
+    """webargs groups messages by location (``json``, ``query``); clients want the field."""
+    flat: dict[str, Any] = {}
+    for location, fields in messages.items():
+        if isinstance(fields, dict):
+            flat.update(fields)
+        else:
+            flat[location] = fields
+    return flat
+
+
+def _http_error(error: HTTPException) -> Response:
+    data = getattr(error, "data", None) or {}
+    errors = _flatten(data["messages"]) if "messages" in data else data.get("errors")
+    message = data.get("message")
+    if message is None:
+        message = "Invalid input." if errors else error.description
+    headers = dict(data.get("headers") or {})
+    if error.code == 405 and error.valid_methods:
+        headers["Allow"] = ", ".join(error.valid_methods)
+    return error_response(error.code or 500, message, errors, headers)
+
+
+def _service_error(error: ServiceError) -> Response:
+    status = next((code for cls, code in _SERVICE_STATUS.items() if isinstance(error, cls)), 400)
+    errors = {error.field: [error.message]} if error.field else None
+    return error_response(status, error.message, errors)
+
+
+def _unexpected(error: Exception) -> Response:
+    if isinstance(error, HTTPException):
+        return _http_error(error)
+    log.exception("Unhandled error")
+    return error_response(500, InternalServerError.description)
+
+
+def init_app(app: Flask) -> None:
+    """Register after flask-smorest's ``Api``, whose own HTTPException handler this replaces."""
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(Exception, _unexpected)

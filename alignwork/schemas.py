@@ -1,0 +1,158 @@
+"""marshmallow schemas: what the API accepts and returns, in the client's camelCase.
+
+flask-smorest builds the OpenAPI document from these, so the docs cannot drift from behaviour.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from .models import STATUSES, TENANT_ID_PATTERN
+from .periods import InvalidTimezone, parse_timezone
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+class UTCDateTime(fields.AwareDateTime):
+    """Reads ISO 8601 with an offset (a naive time is an error, never a guess); writes UTC ``Z``."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("validate", validate.Range(
+            min=EARLIEST, max=LATEST, max_inclusive=False,
+            error="Must be between 2000-01-01 and 2100-01-01.",
+        ))
+        super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).astimezone(timezone.utc)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def tenant_id_field(**kwargs) -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(TENANT_ID_PATTERN, error="Not a valid tenant id."),
+        metadata={"description": "Tenant slug. Optional when it is in the query or body elsewhere."},
+        **kwargs,
+    )
+
+
+class TenantQuerySchema(Schema):
+    tenantId = tenant_id_field(required=True)
+
+
+# -- patients -----------------------------------------------------------------------------
+
+
+class PatientCreateSchema(Schema):
+    tenantId = tenant_id_field(required=True, load_only=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class PatientSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    tenantId = fields.String(attribute="tenant_id", dump_only=True)
+    name = fields.String(dump_only=True)
+    createdAt = UTCDateTime(attribute="created_at", dump_only=True)
+
+
+class PageQuerySchema(TenantQuerySchema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+
+
+class PageSchema(Schema):
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()
+    total_pages = fields.Integer()
+
+
+class PatientPageSchema(PageSchema):
+    data = fields.List(fields.Nested(PatientSchema), attribute="items")
+
+
+# -- appointments -------------------------------------------------------------------------
+
+STATUS = validate.OneOf(STATUSES)
+
+
+class AppointmentCreateSchema(Schema):
+    tenantId = tenant_id_field(required=True, load_only=True)
+    patientId = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    startsAt = UTCDateTime(required=True, metadata={"description": "With an offset: Z or ±hh:mm."})
+    durationMin = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1440))
+    status = fields.String(load_default="pending", validate=STATUS)
+
+
+class AppointmentUpdateSchema(Schema):
+    tenantId = tenant_id_field(load_only=True)
+    startsAt = UTCDateTime()
+    durationMin = fields.Integer(strict=True, validate=validate.Range(min=1, max=1440))
+    status = fields.String(validate=STATUS)
+
+    @validates_schema
+    def _something_to_change(self, data, **kwargs):
+        if not data.keys() - {"tenantId"}:
+            raise ValidationError("Give at least one of status, startsAt, durationMin.")
+
+
+class AppointmentSchema(Schema):
+    id = fields.Integer()
+    tenantId = fields.String(attribute="tenant_id")
+    patientId = fields.Integer(attribute="patient_id")
+    startsAt = UTCDateTime(attribute="starts_at")
+    durationMin = fields.Integer(attribute="duration_min")
+    status = fields.String()
+    createdAt = UTCDateTime(attribute="created_at")
+    updatedAt = UTCDateTime(attribute="updated_at")
+
+
+class AppointmentListQuerySchema(PageQuerySchema):
+    from_ = UTCDateTime(data_key="from", metadata={"description": "Inclusive start, with an offset."})
+    to = UTCDateTime(metadata={"description": "Exclusive end, with an offset."})
+    status = fields.String(validate=STATUS)
+
+    @validates_schema
+    def _ordered(self, data, **kwargs):
+        if "from_" in data and "to" in data and data["from_"] >= data["to"]:
+            raise ValidationError("Must be later than from.", field_name="to")
+
+
+class AppointmentPageSchema(PageSchema):
+    data = fields.List(fields.Nested(AppointmentSchema), attribute="items")
+
+
+# -- stats --------------------------------------------------------------------------------
+
+
+class TimezoneName(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        name = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parse_timezone(name)
+        except InvalidTimezone as exc:
+            raise ValidationError(str(exc)) from exc
+        return name
+
+
+class StatsQuerySchema(TenantQuerySchema):
+    tz = TimezoneName(metadata={"description": "IANA time zone; defaults to the tenant's."})
+
+
+class CountsSchema(Schema):
+    confirmed = fields.Integer()
+    pending = fields.Integer()
+
+
+class MegaStatsSchema(Schema):
+    today = fields.Nested(CountsSchema)
+    week = fields.Nested(CountsSchema)
+    month = fields.Nested(CountsSchema)
+    nextMonth = fields.Nested(CountsSchema)

@@ -1,0 +1,1 @@
+"""Business logic as plain functions of plain values: no request, no ``g``, no JSON."""

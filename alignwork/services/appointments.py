@@ -1,0 +1,85 @@
+"""Appointments of a tenant. Every committed write invalidates the tenant's cached stats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from . import stats_cache
+from ..extensions import db
+from ..models import Appointment
+from .exceptions import Conflict, NotFound
+from .pages import Page, paginate
+from .patients import get_patient
+
+UPDATABLE = ("status", "starts_at", "duration_min")
+
+
+def _commit(tenant_id: str) -> None:
+    """Commit, then invalidate: a reader racing the write must not cache pre-commit counts."""
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise Conflict("The change conflicts with stored data.") from exc
+    stats_cache.invalidate(tenant_id)
+
+
+def create_appointment(
+    tenant_id: str, patient_id: int, starts_at: datetime, duration_min: int, status: str = "pending"
+) -> Appointment:
+    get_patient(tenant_id, patient_id, field="patientId")
+    appointment = Appointment(
+        tenant_id=tenant_id,
+        patient_id=patient_id,
+        starts_at=starts_at,
+        duration_min=duration_min,
+        status=status,
+    )
+    db.session.add(appointment)
+    _commit(tenant_id)
+    return appointment
+
+
+def get_appointment(tenant_id: str, appointment_id: int) -> Appointment:
+    """The tenant's appointment; another tenant's id is reported exactly like a missing one."""
+    appointment = db.session.get(Appointment, appointment_id)
+    if appointment is None or appointment.tenant_id != tenant_id:
+        raise NotFound(f"Appointment {appointment_id} not found.", field="id")
+    return appointment
+
+
+def list_appointments(
+    tenant_id: str,
+    page: int,
+    page_size: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    status: str | None = None,
+) -> Page:
+    """The tenant's appointments with ``start <= starts_at < end``, ordered by start."""
+    query = select(Appointment).where(Appointment.tenant_id == tenant_id)
+    if start is not None:
+        query = query.where(Appointment.starts_at >= start)
+    if end is not None:
+        query = query.where(Appointment.starts_at < end)
+    if status is not None:
+        query = query.where(Appointment.status == status)
+    return paginate(query.order_by(Appointment.starts_at, Appointment.id), page, page_size)
+
+
+def update_appointment(tenant_id: str, appointment_id: int, changes: dict[str, Any]) -> Appointment:
+    appointment = get_appointment(tenant_id, appointment_id)
+    for field in UPDATABLE:
+        if field in changes:
+            setattr(appointment, field, changes[field])
+    _commit(tenant_id)
+    return appointment
+
+
+def delete_appointment(tenant_id: str, appointment_id: int) -> None:
+    db.session.delete(get_appointment(tenant_id, appointment_id))
+    _commit(tenant_id)

@@ -1,0 +1,34 @@
+"""Patients of a tenant."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import Patient
+from .exceptions import NotFound
+from .pages import Page, paginate
+
+
+def create_patient(tenant_id: str, name: str) -> Patient:
+    patient = Patient(tenant_id=tenant_id, name=name)
+    db.session.add(patient)
+    db.session.commit()
+    return patient
+
+
+def get_patient(tenant_id: str, patient_id: int, field: str = "id") -> Patient:
+    """The tenant's patient; another tenant's id is reported exactly like a missing one."""
+    patient = db.session.get(Patient, patient_id)
+    if patient is None or patient.tenant_id != tenant_id:
+        raise NotFound(f"Patient {patient_id} not found.", field=field)
+    return patient
+
+
+def list_patients(tenant_id: str, page: int, page_size: int) -> Page:
+    query = select(Patient).where(Patient.tenant_id == tenant_id).order_by(Patient.id)
+    return paginate(query, page, page_size)
+
+
+def count_patients(tenant_id: str) -> int:
+    return db.session.scalar(select(func.count()).where(Patient.tenant_id == tenant_id))

@@ -1,0 +1,117 @@
+"""Mega-stats served through the Flask-Caching ``cache``: keys, invalidation, one computation.
+
+Keys are readable, so they can be listed and deleted per tenant on either backend::
+
+    stats:<tenant>:<tz>:<local date>:<generation>
+
+The local date is taken in the requested zone, so an entry stops being used at that zone's
+midnight. The generation is a random token per tenant, replaced after every committed write:
+readers build their key from the current token, so a write invalidates every zone and date of
+the tenant without scanning keys. A random token cannot repeat after an eviction or restart.
+
+Why not ``@cache.memoize``: its keys are hashes of the arguments plus a version fetched on
+every call (Flask-Caching 2.5 builds them internally and ignores a replaced
+``make_cache_key``), so entries cannot be listed per tenant; and it cannot say whether a call
+was a hit, hold a lock around the computation, or tell a miss from a cache outage. The same
+``cache`` object is used here directly instead; backends are chosen by ``CACHE_TYPE`` as usual.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from flask import current_app
+
+from ..cache_backends import cache_unavailable
+from ..extensions import cache
+from ..periods import local_date, parse_timezone
+from .stats import Stats, compute_stats
+
+GENERATION_TTL = 7 * 24 * 3600
+
+
+class Outcome(str, enum.Enum):
+    HIT = "HIT"
+    MISS = "MISS"
+    BYPASS = "BYPASS"
+
+
+@dataclass(frozen=True)
+class StatsKey:
+    tenant_id: str
+    tz_name: str
+    day: date
+    generation: str
+
+    def __str__(self) -> str:
+        return f"stats:{self.tenant_id}:{self.tz_name}:{self.day.isoformat()}:{self.generation}"
+
+    @classmethod
+    def parse(cls, key: str) -> StatsKey:
+        _, tenant_id, tz_name, day, generation = key.split(":")
+        return cls(tenant_id, tz_name, date.fromisoformat(day), generation)
+
+
+def tenant_pattern(tenant_id: str | None = None) -> str:
+    """The key pattern of one tenant's entries, or of all entries."""
+    return f"stats:{tenant_id}:*" if tenant_id else "stats:*"
+
+
+def _generation_key(tenant_id: str) -> str:
+    return f"gen:{tenant_id}"
+
+
+def current_generation(tenant_id: str) -> str:
+    generation = cache.get(_generation_key(tenant_id))
+    if generation is None:
+        candidate = secrets.token_hex(6)
+        if cache.add(_generation_key(tenant_id), candidate, timeout=GENERATION_TTL):
+            return candidate
+        generation = cache.get(_generation_key(tenant_id)) or candidate
+    return generation
+
+
+def invalidate(tenant_id: str) -> None:
+    """Retire every cached entry of the tenant. Call only after the write has committed.
+
+    If the cache is unreachable this does nothing and the write stands; entries written before
+    the outage then live at most ``STATS_CACHE_TTL`` seconds.
+    """
+    cache.set(_generation_key(tenant_id), secrets.token_hex(6), timeout=GENERATION_TTL)
+
+
+def _ttl() -> int:
+    return int(current_app.config["STATS_CACHE_TTL"])
+
+
+def get_stats(tenant_id: str, tz_name: str, now: datetime | None = None) -> tuple[Stats, Outcome]:
+    """The tenant's stats in ``tz_name`` now, and whether the cache served them.
+
+    The generation is read before the database, so counts computed from a snapshot older than
+    a write are stored under the generation that write retired.
+    """
+    now = now or datetime.now(timezone.utc)
+    day = local_date(parse_timezone(tz_name), now)
+    reset = cache_unavailable.set(False)
+    try:
+        key = str(StatsKey(tenant_id, tz_name, day, current_generation(tenant_id)))
+        value = cache.get(key)
+        if value is not None:
+            return value, Outcome.HIT
+        if cache_unavailable.get():
+            return compute_stats(tenant_id, tz_name, day), Outcome.BYPASS
+        backend = cache.cache
+        wait = current_app.config["STATS_LOCK_WAIT_SECONDS"]
+        with backend.lock(key, timeout=max(wait, 1) * 2, wait=wait) as acquired:
+            if acquired:
+                value = cache.get(key)  # filled while we waited for the lock?
+                if value is not None:
+                    return value, Outcome.HIT
+            value = compute_stats(tenant_id, tz_name, day)
+            cache.set(key, value, timeout=_ttl())
+        return value, Outcome.BYPASS if cache_unavailable.get() else Outcome.MISS
+    finally:
+        cache_unavailable.reset(reset)

@@ -1,0 +1,139 @@
+"""Tenants: creation, listing, and the lookup every API request makes.
+
+The lookup is memoised per process (``TenantMemo``) so that a cached stats request runs no SQL.
+Tenants are created but never renamed or moved to another zone through the API, so a short
+memo can only be stale after an operator edits the database by hand.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import DEFAULT_TIMEZONE, TENANT_ID_PATTERN, Tenant
+from ..periods import InvalidTimezone, parse_timezone
+from .exceptions import Conflict, NotFound, ServiceError
+
+_TENANT_ID = re.compile(TENANT_ID_PATTERN)
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    id: str
+    name: str
+    timezone: str
+
+
+class TenantMemo:
+    """Process-local, per-app memo of known tenants: bounded LRU with a time-to-live.
+
+    Unknown ids are never stored, so probing random ids cannot grow it.
+    """
+
+    def __init__(self, ttl: float, size: int = 10_000):
+        self.ttl = ttl
+        self.size = size
+        self._entries: OrderedDict[str, tuple[float, TenantInfo]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, tenant_id: str) -> TenantInfo | None:
+        with self._lock:
+            entry = self._entries.get(tenant_id)
+            if entry is None or entry[0] < time.monotonic():
+                return None
+            self._entries.move_to_end(tenant_id)
+            return entry[1]
+
+    def put(self, info: TenantInfo) -> None:
+        with self._lock:
+            self._entries[info.id] = (time.monotonic() + self.ttl, info)
+            self._entries.move_to_end(info.id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _memo() -> TenantMemo:
+    return current_app.extensions["alignwork.tenant_memo"]
+
+
+def is_valid_tenant_id(tenant_id: object) -> bool:
+    return isinstance(tenant_id, str) and bool(_TENANT_ID.match(tenant_id))
+
+
+def _info(tenant: Tenant) -> TenantInfo:
+    return TenantInfo(id=tenant.id, name=tenant.name, timezone=tenant.timezone)
+
+
+def get_tenant(tenant_id: str) -> TenantInfo:
+    """The tenant, or ``NotFound``; served from the memo when possible."""
+    info = _memo().get(tenant_id)
+    if info is None:
+        tenant = db.session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
+        info = _info(tenant)
+        _memo().put(info)
+    return info
+
+
+def create_tenant(tenant_id: str, name: str | None = None, timezone: str = DEFAULT_TIMEZONE) -> TenantInfo:
+    if not is_valid_tenant_id(tenant_id):
+        raise ServiceError(
+            "Tenant id must be a slug: lower-case letters, digits and inner hyphens, at most 64.",
+            field="tenantId",
+        )
+    try:
+        parse_timezone(timezone)
+    except InvalidTimezone as exc:
+        raise ServiceError(str(exc), field="timezone") from exc
+    if db.session.get(Tenant, tenant_id) is not None:
+        raise Conflict(f"Tenant {tenant_id!r} already exists.", field="tenantId")
+    tenant = Tenant(id=tenant_id, name=name or tenant_id, timezone=timezone)
+    db.session.add(tenant)
+    db.session.commit()
+    return _info(tenant)
+
+
+def list_tenants() -> list[TenantInfo]:
+    return [_info(t) for t in db.session.scalars(select(Tenant).order_by(Tenant.id))]
+
+
+def init_app(app) -> None:
+    app.extensions["alignwork.tenant_memo"] = TenantMemo(ttl=app.config["TENANT_MEMO_SECONDS"])
+    app.cli.add_command(tenants_cli)
+
+
+tenants_cli = AppGroup("tenants", help="Create and list tenants.")
+
+
+@tenants_cli.command("create")
+@click.argument("tenant_id")
+@click.option("--name", help="Display name (defaults to the id).")
+@click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True, help="IANA time zone.")
+def create_command(tenant_id: str, name: str | None, timezone: str) -> None:
+    """Create a tenant."""
+    try:
+        info = create_tenant(tenant_id, name, timezone)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"created tenant {info.id} ({info.name}, {info.timezone})")
+
+
+@tenants_cli.command("list")
+def list_command() -> None:
+    """List tenants: id, time zone, name."""
+    for info in list_tenants():
+        click.echo(f"{info.id}\t{info.timezone}\t{info.name}")
