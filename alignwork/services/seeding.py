@@ -7,12 +7,14 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta, timezone
 
 import click
+from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 
 from ..extensions import db
 from ..models import Appointment, Patient, Tenant
 from ..periods import parse_timezone
 from . import stats_cache
+from .exceptions import ServiceError
 from .tenants import create_tenant
 
 BATCH = 20_000
@@ -83,6 +85,7 @@ def seed_tenant(
 
 
 @click.command("seed")
+@with_appcontext
 @click.option("--tenant", "tenant_id", default="demo", show_default=True)
 @click.option("--appointments", "count", type=click.IntRange(0, 10_000_000), default=1000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed: same seed, same data.")
@@ -90,7 +93,10 @@ def seed_tenant(
 def seed_command(tenant_id: str, count: int, seed: int, if_empty: bool) -> None:
     """Load deterministic demo appointments (created the tenant if it does not exist)."""
     with click.progressbar(length=count, label=f"seeding {tenant_id}") as bar:
-        inserted = seed_tenant(tenant_id, count, seed=seed, if_empty=if_empty, progress=bar.update)
+        try:
+            inserted = seed_tenant(tenant_id, count, seed=seed, if_empty=if_empty, progress=bar.update)
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from exc
     if inserted:
         click.echo(f"inserted {inserted} appointments for {tenant_id}")
     else:

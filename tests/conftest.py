@@ -1,0 +1,228 @@
+"""Fixtures: apps built through the factory on SQLite or PostgreSQL, SimpleCache or Redis.
+
+Backends are fixture parameters. PostgreSQL and Redis tests skip with a reason when the server
+is unreachable, and fail instead when ALIGNWORK_REQUIRE_SERVICES=1 (as in CI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+import redis
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from alignwork import create_app
+from alignwork.extensions import db
+from alignwork.models import Appointment
+from alignwork.services import patients, stats_cache, tenants
+
+REQUIRE_SERVICES = os.environ.get("ALIGNWORK_REQUIRE_SERVICES") == "1"
+PG_URL = os.environ.get(
+    "ALIGNWORK_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("ALIGNWORK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def service_missing(reason: str) -> None:
+    """Skip with a visible reason, or fail when the services are required."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (ALIGNWORK_REQUIRE_SERVICES=1 forbids skipping)", pytrace=False)
+    pytest.skip(reason)
+
+
+@functools.cache
+def _postgres_problem() -> str | None:
+    try:
+        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 2})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}"
+    return None
+
+
+@functools.cache
+def _redis_problem() -> str | None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception as exc:  # noqa: BLE001
+        return f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}"
+    return None
+
+
+def require_postgres() -> None:
+    if problem := _postgres_problem():
+        service_missing(problem)
+
+
+def require_redis() -> None:
+    if problem := _redis_problem():
+        service_missing(problem)
+
+
+@contextlib.contextmanager
+def postgres_schema():
+    """A private schema for one test, dropped afterwards: tests never see each other's rows."""
+    require_postgres()
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """Build apps: ``make_app(database="sqlite"|"postgresql", cache="simple"|"redis", **config)``.
+
+    Apps made in one test with the same ``shared`` name use the same database and Redis prefix,
+    as two hosts of one deployment would.
+    """
+    stack = contextlib.ExitStack()
+    shared: dict[str, dict] = {}
+
+    def build(database: str = "sqlite", cache: str = "simple", create_schema: bool = True,
+              shared_as: str | None = None, **config):
+        settings = shared.get(shared_as) if shared_as else None
+        if settings is None:
+            settings = {"SECRET_KEY": "test-" + uuid.uuid4().hex}
+            if database == "sqlite":
+                settings["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path}/{uuid.uuid4().hex[:8]}.sqlite"
+            else:
+                schema = stack.enter_context(postgres_schema())
+                settings["SQLALCHEMY_DATABASE_URI"] = PG_URL
+                settings["SQLALCHEMY_ENGINE_OPTIONS"] = {
+                    "pool_pre_ping": True,
+                    "connect_args": {"options": f"-csearch_path={schema}"},
+                }
+            if cache == "redis":
+                require_redis()
+                prefix = f"alignwork-test-{uuid.uuid4().hex[:10]}:"
+                settings.update(CACHE_TYPE="RedisCache", CACHE_REDIS_URL=REDIS_URL, CACHE_KEY_PREFIX=prefix)
+                stack.callback(_delete_prefix, prefix)
+            else:
+                settings.update(CACHE_TYPE="SimpleCache", CACHE_KEY_PREFIX="alignwork:")
+            if shared_as:
+                shared[shared_as] = settings
+        app = create_app({"TESTING": True, **settings, **config})
+        with app.app_context():
+            if create_schema:
+                db.create_all()
+            stack.callback(_dispose, app)
+        return app
+
+    yield build
+    stack.close()
+
+
+def _dispose(app) -> None:
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _delete_prefix(prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=["simple", "redis"])
+def cache_backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def app(make_app, database):
+    """An app on each database, with the in-process cache."""
+    return make_app(database=database)
+
+
+@pytest.fixture
+def cached_app(make_app, cache_backend):
+    """An app on SQLite with each cache backend."""
+    return make_app(cache=cache_backend)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class Builder:
+    """The set-up steps many tests repeat: tenants, patients, appointments."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def tenant(self, tenant_id: str = "acme", timezone: str = "America/Recife") -> str:
+        with self.app.app_context():
+            tenants.create_tenant(tenant_id, timezone=timezone)
+        return tenant_id
+
+    def patient(self, tenant_id: str, name: str = "Ana") -> int:
+        with self.app.app_context():
+            return patients.create_patient(tenant_id, name).id
+
+    def appointments(self, tenant_id: str, rows, patient_id: int | None = None) -> list[int]:
+        """Bulk-insert ``(starts_at, status)`` pairs in one commit, then invalidate like a write."""
+        patient_id = patient_id or self.patient(tenant_id)
+        with self.app.app_context():
+            objects = [
+                Appointment(tenant_id=tenant_id, patient_id=patient_id, starts_at=starts_at,
+                            duration_min=30, status=status)
+                for starts_at, status in rows
+            ]
+            db.session.add_all(objects)
+            db.session.commit()
+            stats_cache.invalidate(tenant_id)
+            return [a.id for a in objects]
+
+
+@pytest.fixture
+def build(app) -> Builder:
+    return Builder(app)
+
+
+@contextlib.contextmanager
+def count_statements(app):
+    """Count SQL statements sent by ``app``'s engine inside the block: ``with ... as seen``."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)

@@ -1,0 +1,58 @@
+"""Configuration layering: defaults, instance/config.py, DATABASE_URL, ALIGNWORK_*, overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from alignwork import create_app
+from alignwork.config import normalise_database_url
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("postgres://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"),
+    ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
+    ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+    ("sqlite:///x.sqlite", "sqlite:///x.sqlite"),
+])
+def test_database_urls_are_rewritten_for_psycopg3(url, expected):
+    assert normalise_database_url(url) == expected
+
+
+def test_defaults_use_sqlite_in_the_instance_folder_and_simplecache(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    app = create_app({"TESTING": True})
+    assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+    assert app.config["SQLALCHEMY_DATABASE_URI"].endswith("/instance/alignwork.sqlite")
+    assert app.config["CACHE_TYPE"] == "alignwork.cache_backends.SimpleCache"
+    assert app.config["STATS_CACHE_TTL"] == 30
+    assert app.config["CACHE_KEY_PREFIX"] == "alignwork:"
+
+
+def test_layers_apply_in_order(monkeypatch, tmp_path):
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "config.py").write_text(
+        "STATS_CACHE_TTL = 11\nCACHE_KEY_PREFIX = 'from-file:'\nMAX_PAGE_SIZE = 7\n"
+        "SQLALCHEMY_DATABASE_URI = 'sqlite:///file.sqlite'\n"
+    )
+    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(instance))
+    monkeypatch.setenv("DATABASE_URL", "postgres://db.example/alignwork")
+    monkeypatch.setenv("ALIGNWORK_STATS_CACHE_TTL", "12")
+    monkeypatch.setenv("ALIGNWORK_CACHE_KEY_PREFIX", "from-env:")
+    app = create_app({"CACHE_KEY_PREFIX": "from-overrides:"})
+    assert app.config["MAX_PAGE_SIZE"] == 7                       # instance/config.py
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://db.example/alignwork"
+    assert app.config["STATS_CACHE_TTL"] == 12                    # ALIGNWORK_* beats the file
+    assert app.config["CACHE_KEY_PREFIX"] == "from-overrides:"    # overrides beat everything
+
+
+def test_unknown_cache_type_is_refused():
+    with pytest.raises(RuntimeError, match="CACHE_TYPE"):
+        create_app({"CACHE_TYPE": "MemcachedCache"})
+
+
+def test_factory_creates_a_missing_instance_folder(monkeypatch, tmp_path):
+    instance = tmp_path / "fresh" / "instance"
+    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(instance))
+    create_app({"TESTING": True})
+    assert instance.is_dir()
