@@ -1,0 +1,293 @@
+"""The cached mega-stats: HIT/MISS, keys per tenant, zone and local date, invalidation,
+one computation under a stampede. Every test runs on SimpleCache and on a real Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from sqlalchemy import event
+
+from alignwork.extensions import cache, db
+from tests.conftest import Builder, count_statements, utc
+
+STATS = "/api/v1/appointments/mega-stats"
+
+
+def stats(client, tenant="acme", tz=None):
+    url = f"{STATS}?tenantId={tenant}" + (f"&tz={tz}" if tz else "")
+    response = client.get(url)
+    assert response.status_code == 200, response.get_json()
+    assert response.headers["Cache-Control"] == "no-store"
+    return response.headers["X-Cache"], response.get_json()
+
+
+@pytest.fixture
+def acme(cached_app):
+    build = Builder(cached_app)
+    build.tenant("acme")
+    build.tenant("rival")
+    return build
+
+
+@pytest.fixture
+def client(cached_app):
+    return cached_app.test_client()
+
+
+def test_first_request_misses_then_hits(client, acme):
+    first = stats(client)
+    second = stats(client)
+    assert (first[0], second[0]) == ("MISS", "HIT")
+    assert first[1] == second[1]
+
+
+def test_ten_sequential_requests_are_one_miss_and_nine_hits(client, acme):
+    outcomes = [stats(client)[0] for _ in range(10)]
+    assert outcomes.count("MISS") == 1 and outcomes.count("HIT") == 9
+
+
+def test_tenants_and_time_zones_never_share_an_entry(client, acme):
+    now = datetime.now(ZoneInfo("America/Recife"))
+    acme.appointments("acme", [(now.astimezone(ZoneInfo("UTC")), "confirmed")])
+    assert stats(client, "acme")[0] == "MISS"
+    rival = stats(client, "rival")
+    assert rival[0] == "MISS" and rival[1]["today"] == {"confirmed": 0, "pending": 0}
+    assert stats(client, "acme", "Asia/Tokyo")[0] == "MISS"
+    assert stats(client, "acme", "Asia/Tokyo")[0] == "HIT"
+    assert stats(client, "acme")[1]["month"]["confirmed"] == 1
+
+
+def test_entries_expire_after_the_ttl(make_app, cache_backend):
+    app = make_app(cache=cache_backend, STATS_CACHE_TTL=1)
+    Builder(app).tenant("acme")
+    client = app.test_client()
+    assert stats(client)[0] == "MISS"
+    assert stats(client)[0] == "HIT"
+    time.sleep(2.1)
+    assert stats(client)[0] == "MISS"
+
+
+def test_a_hit_runs_no_sql(cached_app, client, acme):
+    stats(client)
+    with count_statements(cached_app) as seen:
+        outcome, _ = stats(client)
+    assert outcome == "HIT" and seen == []
+
+
+def test_a_miss_runs_one_statement(cached_app, client, acme):
+    stats(client)  # memoises the tenant record
+    with count_statements(cached_app) as seen:
+        outcome, _ = stats(client, tz="Europe/London")
+    assert outcome == "MISS" and len(seen) == 1
+
+
+# -- invalidation --------------------------------------------------------------------------
+
+
+def _soon():
+    return datetime.now(ZoneInfo("UTC")) + timedelta(minutes=5)
+
+
+def test_create_invalidates_every_zone(client, acme):
+    patient = acme.patient("acme")
+    before = {tz: stats(client, tz=tz)[1] for tz in ("America/Recife", "Asia/Tokyo")}
+    response = client.post("/api/v1/appointments", json={
+        "tenantId": "acme", "patientId": patient, "startsAt": _soon().isoformat(),
+        "durationMin": 30, "status": "confirmed"})
+    assert response.status_code == 201
+    for tz, old in before.items():
+        outcome, new = stats(client, tz=tz)
+        assert outcome == "MISS"
+        assert new["month"]["confirmed"] + new["nextMonth"]["confirmed"] == \
+            old["month"]["confirmed"] + old["nextMonth"]["confirmed"] + 1
+
+
+@pytest.mark.parametrize("change", [
+    {"status": "pending"},
+    {"startsAt": "2099-01-01T12:00:00Z"},
+])
+def test_patch_invalidates(client, acme, change):
+    [appointment] = acme.appointments("acme", [(_soon(), "confirmed")])
+    assert stats(client)[1]["week"]["confirmed"] + stats(client)[1]["nextMonth"]["confirmed"] >= 1
+    stats(client)
+    counts_before = stats(client)[1]
+    response = client.patch(f"/api/v1/appointments/{appointment}?tenantId=acme", json=change)
+    assert response.status_code == 200
+    outcome, counts = stats(client)
+    assert outcome == "MISS"
+    total = lambda c: c["month"]["confirmed"] + c["nextMonth"]["confirmed"]  # noqa: E731
+    assert total(counts) == total(counts_before) - 1
+
+
+def test_delete_invalidates(client, acme):
+    [appointment] = acme.appointments("acme", [(_soon(), "pending")])
+    assert stats(client)[0] == "MISS"
+    before = stats(client)
+    assert before[0] == "HIT"
+    assert client.delete(f"/api/v1/appointments/{appointment}?tenantId=acme").status_code == 204
+    outcome, counts = stats(client)
+    assert outcome == "MISS"
+    assert counts["today"]["pending"] + counts["month"]["pending"] + counts["nextMonth"]["pending"] == \
+        before[1]["today"]["pending"] + before[1]["month"]["pending"] + before[1]["nextMonth"]["pending"] - 2
+
+
+def test_a_write_leaves_other_tenants_cached(client, acme):
+    stats(client, "rival")
+    acme.appointments("acme", [(_soon(), "pending")])
+    assert stats(client, "rival")[0] == "HIT"
+
+
+def test_a_failed_write_does_not_invalidate(client, acme):
+    stats(client)
+    response = client.post("/api/v1/appointments", json={
+        "tenantId": "acme", "patientId": 999, "startsAt": _soon().isoformat(), "durationMin": 30})
+    assert response.status_code == 404
+    assert stats(client)[0] == "HIT"
+
+
+# -- local midnight --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zone", ["America/Recife", "Asia/Tokyo"])
+def test_entries_roll_over_at_local_midnight(make_app, cache_backend, zone):
+    app = make_app(cache=cache_backend, STATS_CACHE_TTL=3600)
+    build = Builder(app)
+    build.tenant("acme", timezone=zone)
+    tz = ZoneInfo(zone)
+    midnight = datetime(2026, 5, 13, tzinfo=tz)  # a Wednesday, mid-month
+    build.appointments("acme", [
+        ((midnight - timedelta(hours=2)).astimezone(ZoneInfo("UTC")), "confirmed"),
+        ((midnight + timedelta(hours=9)).astimezone(ZoneInfo("UTC")), "pending"),
+    ])
+    client = app.test_client()
+    with time_machine.travel(midnight - timedelta(seconds=1), tick=False):
+        assert stats(client) == ("MISS", stats(client)[1])
+        assert stats(client)[0] == "HIT"
+        assert stats(client)[1]["today"] == {"confirmed": 1, "pending": 0}
+    with time_machine.travel(midnight + timedelta(seconds=1), tick=False):
+        outcome, counts = stats(client)
+        assert outcome == "MISS"
+        assert counts["today"] == {"confirmed": 0, "pending": 1}
+        assert counts["week"] == {"confirmed": 1, "pending": 1}
+
+
+def test_utc_midnight_is_not_a_rollover_for_recife(make_app, cache_backend):
+    app = make_app(cache=cache_backend, STATS_CACHE_TTL=3600)
+    Builder(app).tenant("acme", timezone="America/Recife")
+    client = app.test_client()
+    with time_machine.travel(utc(2026, 5, 13, 23, 59, 59), tick=False):
+        assert stats(client)[0] == "MISS"
+    with time_machine.travel(utc(2026, 5, 14, 0, 0, 1), tick=False):
+        assert stats(client)[0] == "HIT"   # still 13 May in Recife (UTC-3)
+
+
+# -- bounded memory --------------------------------------------------------------------------
+
+
+def test_unknown_tenants_create_no_entries(cached_app, client, acme):
+    stats(client)
+    with cached_app.app_context():
+        size = len(cache.cache)
+    for n in range(20):
+        assert client.get(f"{STATS}?tenantId=ghost-{n}").status_code == 404
+    with cached_app.app_context():
+        assert len(cache.cache) == size
+
+
+def test_simplecache_is_bounded_by_its_threshold(make_app):
+    app = make_app(cache="simple", CACHE_THRESHOLD=40)
+    Builder(app).tenant("acme")
+    client = app.test_client()
+    zones = ["America/Recife", "Asia/Tokyo", "Europe/London", "America/New_York", "Asia/Kolkata",
+             "Australia/Sydney", "Africa/Cairo", "Europe/Paris", "America/Lima", "Asia/Dubai"]
+    for day in range(10):
+        with time_machine.travel(utc(2026, 1, 1 + day, 12), tick=False):
+            for zone in zones:
+                stats(client, tz=zone)
+    with app.app_context():
+        assert len(cache.cache) <= 40
+
+
+# -- stampede --------------------------------------------------------------------------------
+
+
+def _slow_stats_statements(app, seen: list, delay: float = 0.3):
+    """Make the stats statement take ``delay`` seconds so concurrent requests overlap."""
+
+    def before(conn, cursor, statement, *args):
+        if "FILTER" in statement:
+            seen.append(statement)
+            time.sleep(delay)
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", before)
+
+
+def _release_together(clients, n=32):
+    barrier = threading.Barrier(n)
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker(index):
+        client = clients[index % len(clients)]
+        barrier.wait()
+        try:
+            outcomes.append(stats(client)[0])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    return outcomes
+
+
+def test_stampede_on_a_cold_key_computes_once(cached_app, acme):
+    computations: list[str] = []
+    _slow_stats_statements(cached_app, computations)
+    stats(cached_app.test_client(), "rival")  # warm the tenant memo of this process
+    computations.clear()
+    outcomes = _release_together([cached_app.test_client()], n=32)
+    assert len(computations) == 1
+    assert sorted(outcomes) == ["HIT"] * 31 + ["MISS"]
+
+
+def test_stampede_across_two_app_instances_sharing_redis(make_app):
+    first = make_app(cache="redis", shared_as="deployment")
+    second = make_app(cache="redis", shared_as="deployment", create_schema=False)
+    Builder(first).tenant("acme")
+    computations: list[str] = []
+    for app in (first, second):
+        _slow_stats_statements(app, computations)
+    outcomes = _release_together([first.test_client(), second.test_client()], n=32)
+    assert len(computations) == 1
+    assert outcomes.count("MISS") == 1 and outcomes.count("HIT") == 31
+
+
+def test_a_waiter_that_times_out_computes_by_itself(make_app, cache_backend):
+    app = make_app(cache=cache_backend, STATS_LOCK_WAIT_SECONDS=0.05)
+    Builder(app).tenant("acme")
+    computations: list[str] = []
+    _slow_stats_statements(app, computations, delay=0.5)
+    outcomes = _release_together([app.test_client()], n=4)
+    assert len(outcomes) == 4 and set(outcomes) == {"MISS"}
+    assert len(computations) == 4
+
+
+def test_a_write_on_one_instance_invalidates_the_other(make_app):
+    first = make_app(cache="redis", shared_as="deployment")
+    second = make_app(cache="redis", shared_as="deployment", create_schema=False)
+    build = Builder(first)
+    build.tenant("acme")
+    stats(second.test_client())
+    assert stats(second.test_client())[0] == "HIT"
+    build.appointments("acme", [(_soon(), "confirmed")])
+    assert stats(second.test_client())[0] == "MISS"

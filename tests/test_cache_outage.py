@@ -1,0 +1,160 @@
+"""Redis down, hung or back: mega-stats keeps answering from the database, and recovers.
+
+Each test starts its own redis-server on a free port, so it can be stopped without touching
+the shared one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis
+
+from tests.conftest import Builder, service_missing
+
+STATS = "/api/v1/appointments/mega-stats?tenantId=acme"
+BACKOFF = 0.6
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port."""
+
+    def __init__(self, tmp_path):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            service_missing("redis-server binary not found; the outage tests need to start one")
+        self.binary = binary
+        self.dir = tmp_path
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(10)
+
+    def pause(self) -> None:
+        """Still accepting connections, never answering: the slow kind of outage."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def server(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _app(make_app, server, debug=False):
+    app = make_app(cache="redis", CACHE_REDIS_URL=server.url, CACHE_BACKOFF_SECONDS=BACKOFF,
+                   DEBUG=debug)
+    build = Builder(app)
+    build.tenant("acme")
+    soon = datetime.now(timezone.utc) + timedelta(minutes=10)
+    build.appointments("acme", [(soon, "confirmed"), (soon, "pending"), (soon, "cancelled")])
+    return app
+
+
+def _get(client, tz=None):
+    started = time.perf_counter()
+    response = client.get(STATS + (f"&tz={tz}" if tz else ""))
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.headers["X-Cache"], response.get_json(), elapsed
+
+
+def _outage_warnings(caplog):
+    return [r for r in caplog.records if r.levelno == logging.WARNING and "unavailable" in r.getMessage()]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+def test_stopped_redis_is_bypassed_then_caching_resumes(make_app, server, caplog, debug):
+    caplog.set_level(logging.WARNING, logger="alignwork")
+    app = _app(make_app, server, debug=debug)
+    client = app.test_client()
+    assert _get(client)[0] == "MISS"
+    outcome, expected, _ = _get(client)
+    assert outcome == "HIT"
+
+    server.stop()
+    during = [_get(client) for _ in range(15)]
+    assert {d[0] for d in during} == {"BYPASS"}
+    assert all(d[1] == expected for d in during)
+    assert len(_outage_warnings(caplog)) == 1
+
+    server.start()
+    time.sleep(BACKOFF + 0.1)
+    assert [_get(client)[0] for _ in range(3)] == ["MISS", "HIT", "HIT"]
+    assert any("reachable again" in r.getMessage() for r in caplog.records)
+
+
+def test_hung_redis_costs_one_timeout_per_backoff_not_per_request(make_app, server):
+    app = _app(make_app, server)
+    client = app.test_client()
+    zones = ["Asia/Tokyo", "Europe/London", "Asia/Kolkata", "America/Lima", "Africa/Cairo",
+             "Europe/Paris", "Asia/Dubai", "America/Chicago", "Australia/Perth"]
+    misses = [_get(client, zone) for zone in zones]  # full requests that compute: the no-cache cost
+    assert {m[0] for m in misses} == {"MISS"}
+
+    server.pause()
+    try:
+        during = [_get(client) for _ in range(20)]
+    finally:
+        server.resume()
+    assert {d[0] for d in during} == {"BYPASS"}
+    timeout = app.config["CACHE_REDIS_SOCKET_TIMEOUT"]
+    slow = [d for d in during if d[2] >= timeout]
+    # One request pays the socket timeout per back-off period; the others skip Redis.
+    assert len(slow) <= 1 + int(sum(d[2] for d in during) / BACKOFF)
+    assert statistics.median(d[2] for d in during) < min(timeout, 5 * statistics.median(m[2] for m in misses) + 0.02)
+
+
+def test_writes_succeed_while_redis_is_down(make_app, server):
+    app = _app(make_app, server)
+    client = app.test_client()
+    patient = client.post("/api/v1/patients", json={"tenantId": "acme", "name": "Ana"}).get_json()["id"]
+    server.stop()
+    response = client.post("/api/v1/appointments", json={
+        "tenantId": "acme", "patientId": patient, "durationMin": 30, "status": "confirmed",
+        "startsAt": (datetime.now(timezone.utc) + timedelta(minutes=20)).isoformat()})
+    assert response.status_code == 201
+    outcome, counts, _ = _get(client)
+    assert outcome == "BYPASS"
+    assert counts["month"]["confirmed"] + counts["nextMonth"]["confirmed"] == 2
