@@ -20,14 +20,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 
 install: $(VENV)/.installed
 
-run: install
+# A local signing key, made once, so tokens survive restarts and every worker accepts them.
+instance/config.py:
+	@mkdir -p instance
+	@$(PYTHON) -c 'import secrets; print("# Local settings (git-ignored).\nSECRET_KEY = " + repr(secrets.token_urlsafe(48)))' > $@
+	@echo "wrote $@ with a new SECRET_KEY"
+
+run: install instance/config.py
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed --tenant demo --appointments $(DEMO_APPOINTMENTS) --if-empty
-	@echo
-	@echo "AlignWork on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/api/docs)"
-	@echo "Try:"
-	@echo "  curl -i 'http://$(HOST):$(PORT)/api/v1/appointments/mega-stats?tenantId=demo&tz=America/Recife'"
-	@echo
+	@token=$$($(BIN)/flask tenants token demo --expires 30d 2>/dev/null | tail -n 1); \
+	echo; \
+	echo "AlignWork on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/api/docs)"; \
+	echo "Demo tenant token (30 days):"; \
+	echo "  $$token"; \
+	echo "Try:"; \
+	echo "  curl -i -H 'Authorization: Bearer $$token' 'http://$(HOST):$(PORT)/api/v1/appointments/mega-stats?tz=America/Recife'"; \
+	echo
 	$(BIN)/gunicorn -c gunicorn.conf.py -b $(HOST):$(PORT) wsgi:app
 
 test: install

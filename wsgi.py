@@ -1,5 +1,11 @@
 """The WSGI entry point: ``gunicorn -c gunicorn.conf.py wsgi:app``."""
 
-from alignwork import create_app
+import sys
 
-app = create_app()
+from alignwork import create_app
+from alignwork.config import ConfigurationError
+
+try:
+    app = create_app()
+except ConfigurationError as exc:
+    sys.exit(f"AlignWork refuses to start: {exc}")

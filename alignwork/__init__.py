@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     _finish_config(app)
     app.json.sort_keys = False
 
-    from . import errors
+    from . import auth, errors, security
     from .blueprints import appointments, health, patients
     from .cache_backends import resolve_cache_type
     from .extensions import api, cache, db, migrate
@@ -42,6 +43,8 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(appointments.blp)
     app.register_blueprint(health.bp)
     errors.init_app(app)
+    security.init_app(app)
+    auth.init_app(app)
 
     tenants.init_app(app)
     seeding.init_app(app)
@@ -56,9 +59,17 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _finish_config(app: Flask) -> None:
-    from .config import normalise_database_url
+    from .config import check_production, normalise_database_url
 
     uri = app.config.get("SQLALCHEMY_DATABASE_URI")
     if not uri:
         uri = "sqlite:///" + os.path.join(app.instance_path, "alignwork.sqlite")
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(uri)
+    if environment_name() == "production":
+        check_production(app.config)
+    elif not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = secrets.token_urlsafe(48)
+        app.logger.warning(
+            "No SECRET_KEY configured: using a random one, so tokens stop working on restart and "
+            "differ between workers. Set ALIGNWORK_SECRET_KEY or SECRET_KEY in instance/config.py."
+        )

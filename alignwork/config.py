@@ -23,14 +23,20 @@ class Config:
     CACHE_THRESHOLD = 10_000
     CACHE_REDIS_URL = "redis://127.0.0.1:6379/0"
     # A cache that answers slowly must not make the API slow: fail fast, then back off.
-    CACHE_REDIS_SOCKET_TIMEOUT = 0.2
+    CACHE_REDIS_SOCKET_TIMEOUT = 0.5
     CACHE_BACKOFF_SECONDS = 5.0
 
     STATS_CACHE_TTL = 30
     # Longest a request waits for another one computing the same stats before computing itself.
     STATS_LOCK_WAIT_SECONDS = 5.0
-    # Process-local memo of tenant records, so a cached stats request runs no SQL at all.
-    TENANT_MEMO_SECONDS = 60
+    # Process-local memo of tenant records, so a cached stats request runs no SQL at all. It also
+    # bounds how long a revoked token keeps working in a worker, so keep it at 30 s or less.
+    TENANT_MEMO_SECONDS = 15
+
+    # Signs the API tokens. Production refuses to start without one of at least 32 bytes.
+    SECRET_KEY: str | None = None
+    MIN_SECRET_KEY_BYTES = 32
+    MAX_CONTENT_LENGTH = 64 * 1024
 
     MAX_PAGE_SIZE = 100
 
@@ -41,6 +47,10 @@ class Config:
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
     OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    API_SPEC_OPTIONS = {
+        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearerAuth": []}],
+    }
 
 
 class DevelopmentConfig(Config):
@@ -49,6 +59,22 @@ class DevelopmentConfig(Config):
 
 class ProductionConfig(Config):
     DEBUG = False
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot be deployed safely; the message says which setting."""
+
+
+def check_production(config) -> None:
+    key = config.get("SECRET_KEY")
+    needed = config["MIN_SECRET_KEY_BYTES"]
+    if not key or len(key.encode() if isinstance(key, str) else key) < needed:
+        raise ConfigurationError(
+            f"SECRET_KEY must be set to at least {needed} bytes in production "
+            "(ALIGNWORK_SECRET_KEY); generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    if config.get("DEBUG"):
+        raise ConfigurationError("DEBUG must be off in production (unset ALIGNWORK_DEBUG).")
 
 
 class TestingConfig(Config):

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
+from .auth import AuthError
 from .services.exceptions import Conflict, NotFound, ServiceError
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,17 @@ def _service_error(error: ServiceError) -> Response:
     return error_response(status, error.message, errors)
 
 
+def _auth_error(error: AuthError) -> Response:
+    headers = {}
+    if error.status == 401:
+        # RFC 6750: name the scheme; say the token was bad when one was sent.
+        headers["WWW-Authenticate"] = (
+            'Bearer realm="alignwork", error="invalid_token"'
+            if request.headers.get("Authorization") else 'Bearer realm="alignwork"'
+        )
+    return error_response(error.status, error.message, headers=headers)
+
+
 def _unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return _http_error(error)
@@ -77,4 +89,5 @@ def init_app(app: Flask) -> None:
     """Register after flask-smorest's ``Api``, whose own HTTPException handler this replaces."""
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(AuthError, _auth_error)
     app.register_error_handler(Exception, _unexpected)

@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from .models import STATUSES, TENANT_ID_PATTERN
 from .periods import InvalidTimezone, parse_timezone
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns on every backend
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
@@ -27,7 +28,11 @@ class UTCDateTime(fields.AwareDateTime):
         super().__init__(format="iso", **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return super()._deserialize(value, attr, data, **kwargs).astimezone(timezone.utc)
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parsed.astimezone(timezone.utc)
+        except OverflowError:  # 0001-01-01T00:00+00:01 has no UTC equivalent
+            raise ValidationError("Must be between 2000-01-01 and 2100-01-01.") from None
 
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:
@@ -38,20 +43,20 @@ class UTCDateTime(fields.AwareDateTime):
 def tenant_id_field(**kwargs) -> fields.String:
     return fields.String(
         validate=validate.Regexp(TENANT_ID_PATTERN, error="Not a valid tenant id."),
-        metadata={"description": "Tenant slug. Optional when it is in the query or body elsewhere."},
+        metadata={"description": "Tenant slug; optional, and if given it must be the bearer token's tenant."},
         **kwargs,
     )
 
 
 class TenantQuerySchema(Schema):
-    tenantId = tenant_id_field(required=True)
+    tenantId = tenant_id_field()
 
 
 # -- patients -----------------------------------------------------------------------------
 
 
 class PatientCreateSchema(Schema):
-    tenantId = tenant_id_field(required=True, load_only=True)
+    tenantId = tenant_id_field(load_only=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
@@ -84,8 +89,8 @@ STATUS = validate.OneOf(STATUSES)
 
 
 class AppointmentCreateSchema(Schema):
-    tenantId = tenant_id_field(required=True, load_only=True)
-    patientId = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    tenantId = tenant_id_field(load_only=True)
+    patientId = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))
     startsAt = UTCDateTime(required=True, metadata={"description": "With an offset: Z or ±hh:mm."})
     durationMin = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1440))
     status = fields.String(load_default="pending", validate=STATUS)

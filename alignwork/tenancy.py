@@ -1,43 +1,62 @@
-"""Which tenant a request acts for: the one place every API request goes through.
+"""Who is calling and which tenant a request acts for: every API request goes through here.
 
-Today the tenant is named by ``tenantId`` (query string, or JSON body on writes). Authentication
-replaces this module's resolution, not the endpoints.
+The tenant comes from the bearer token. ``tenantId`` in the query (or the JSON body of a write)
+is still accepted from the existing dashboard client: it must name the token's tenant.
 """
 
 from __future__ import annotations
 
 from flask import g, request
 
+from .auth import ADMIN, AuthError, Principal, authenticate
 from .services.exceptions import ServiceError
 from .services.tenants import TenantInfo, get_tenant, is_valid_tenant_id
 
 FIELD = "tenantId"
+_WRITES = ("POST", "PUT", "PATCH")
 
 
-def _requested_tenant_id() -> str:
+def _named_tenant_id() -> str | None:
+    """The ``tenantId`` the request names, if any (400 when malformed or contradictory)."""
     in_query = request.args.get(FIELD)
     in_body = None
-    if request.method in ("POST", "PUT", "PATCH") and request.is_json:
+    if request.method in _WRITES and request.is_json:
         body = request.get_json(silent=True)
         if isinstance(body, dict):
             in_body = body.get(FIELD)
     if in_query is not None and in_body is not None and in_query != in_body:
         raise ServiceError("tenantId in the query and in the body differ.", field=FIELD)
-    tenant_id = in_body if in_body is not None else in_query
-    if tenant_id is None:
-        raise ServiceError("tenantId is required.", field=FIELD)
-    if not is_valid_tenant_id(tenant_id):
+    named = in_body if in_body is not None else in_query
+    if named is not None and not is_valid_tenant_id(named):
         raise ServiceError(
             "tenantId must be a slug of lower-case letters, digits and hyphens.", field=FIELD
         )
-    return tenant_id
+    return named
+
+
+def _principal() -> Principal:
+    principal = authenticate(request.headers.get("Authorization"))
+    g.principal = principal
+    return principal
 
 
 def resolve_tenant() -> None:
-    """``before_request`` hook: sets ``g.tenant`` or fails with 400 (missing/bad) or 404."""
+    """``before_request`` of the tenant-scoped API: sets ``g.tenant`` or refuses (401/403/400)."""
     if request.method == "OPTIONS":
         return
-    g.tenant = get_tenant(_requested_tenant_id())
+    principal = _principal()
+    if principal.scope == ADMIN:
+        raise AuthError("Admin tokens cannot act for a tenant; use the tenant's token.", 403)
+    named = _named_tenant_id()
+    if named is not None and named != principal.tenant_id:
+        raise AuthError("tenantId does not match the token's tenant.", 403)
+    g.tenant = get_tenant(principal.tenant_id)
+
+
+def require_admin() -> None:
+    """``before_request`` of operations endpoints: admin tokens only."""
+    if _principal().scope != ADMIN:
+        raise AuthError("This endpoint needs an admin token.", 403)
 
 
 def current_tenant() -> TenantInfo:

@@ -11,13 +11,16 @@ import functools
 import os
 import uuid
 from datetime import datetime, timezone
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from alignwork import create_app
+from alignwork.auth import issue_token
 from alignwork.extensions import db
 from alignwork.models import Appointment
 from alignwork.services import patients, stats_cache, tenants
@@ -117,6 +120,7 @@ def make_app(tmp_path):
             if shared_as:
                 shared[shared_as] = settings
         app = create_app({"TESTING": True, **settings, **config})
+        app.test_client_class = TenantClient
         with app.app_context():
             if create_schema:
                 db.create_all()
@@ -170,6 +174,36 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+def token_for(app, tenant_id: str | None, expires_in: int = 3600, scope: str = "tenant") -> str:
+    with app.app_context():
+        return issue_token(tenant_id, expires_in, scope)
+
+
+class TenantClient(FlaskClient):
+    """Sends the bearer token of the tenant a request names in ``tenantId``, as the dashboard
+    does, unless the test gives its own ``Authorization`` header (or ``auth=False``)."""
+
+    def open(self, *args, auth: bool = True, **kwargs):
+        headers = dict(kwargs.get("headers") or {})
+        if auth and "Authorization" not in headers:
+            tenant_id = _named_tenant(args[0] if args and isinstance(args[0], str) else "", kwargs)
+            if tenant_id:
+                headers["Authorization"] = "Bearer " + token_for(self.application, tenant_id)
+                kwargs["headers"] = headers
+        return super().open(*args, **kwargs)
+
+
+def _named_tenant(path: str, kwargs) -> str | None:
+    body = kwargs.get("json")
+    if isinstance(body, dict) and isinstance(body.get("tenantId"), str):
+        return body["tenantId"]
+    query = kwargs.get("query_string")
+    if isinstance(query, dict):
+        return query.get("tenantId")
+    values = parse_qs(query if isinstance(query, str) else urlsplit(path).query).get("tenantId")
+    return values[0] if values else None
 
 
 class Builder:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from flask import request
 from flask_smorest import Blueprint
 from webargs.flaskparser import FlaskParser
 
+from ..errors import error_response
 from ..tenancy import resolve_tenant
 
 
@@ -21,3 +23,10 @@ class ApiBlueprint(Blueprint):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.before_request(resolve_tenant)
+        self.before_request(_require_json_body)
+
+
+def _require_json_body():
+    if request.method in ("POST", "PUT", "PATCH") and not request.is_json:
+        return error_response(415, "Send the body as JSON (Content-Type: application/json).")
+    return None

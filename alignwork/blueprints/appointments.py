@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from ..schemas import (
+    MAX_ID,
     AppointmentCreateSchema,
     AppointmentListQuerySchema,
     AppointmentPageSchema,
@@ -63,7 +64,7 @@ class MegaStats(MethodView):
         return stats, 200, {"X-Cache": outcome.value, "Cache-Control": "no-store"}
 
 
-@blp.route("/<int:appointment_id>")
+@blp.route(f"/<int(min=1, max={MAX_ID}):appointment_id>")
 class AppointmentItem(MethodView):
     @blp.arguments(TenantQuerySchema, location="query")
     @blp.response(200, AppointmentSchema)

@@ -20,6 +20,8 @@ class Tenant(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Tokens issued at or before this instant are refused (``flask tenants revoke-tokens``).
+    tokens_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     def __repr__(self) -> str:
         return f"<Tenant {self.id} {self.timezone}>"

@@ -12,6 +12,8 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 import click
 from flask import current_app
@@ -31,6 +33,7 @@ class TenantInfo:
     id: str
     name: str
     timezone: str
+    tokens_revoked_at: float | None = None  # epoch seconds
 
 
 class TenantMemo:
@@ -60,9 +63,9 @@ class TenantMemo:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
-    def clear(self) -> None:
+    def forget(self, tenant_id: str) -> None:
         with self._lock:
-            self._entries.clear()
+            self._entries.pop(tenant_id, None)
 
 
 def _memo() -> TenantMemo:
@@ -74,17 +77,23 @@ def is_valid_tenant_id(tenant_id: object) -> bool:
 
 
 def _info(tenant: Tenant) -> TenantInfo:
-    return TenantInfo(id=tenant.id, name=tenant.name, timezone=tenant.timezone)
+    revoked = tenant.tokens_revoked_at.timestamp() if tenant.tokens_revoked_at else None
+    return TenantInfo(id=tenant.id, name=tenant.name, timezone=tenant.timezone, tokens_revoked_at=revoked)
 
 
 def get_tenant(tenant_id: str) -> TenantInfo:
     """The tenant, or ``NotFound``; served from the memo when possible."""
+    if not is_valid_tenant_id(tenant_id):
+        raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
     info = _memo().get(tenant_id)
     if info is None:
-        tenant = db.session.get(Tenant, tenant_id)
-        if tenant is None:
+        # A connection of its own, returned at once: the session would keep one checked out
+        # for the rest of the request, also while it waits for another request's stats.
+        with db.engine.connect() as conn:
+            row = conn.execute(select(Tenant.__table__).where(Tenant.id == tenant_id)).first()
+        if row is None:
             raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
-        info = _info(tenant)
+        info = _info(Tenant(**row._mapping))
         _memo().put(info)
     return info
 
@@ -105,6 +114,16 @@ def create_tenant(tenant_id: str, name: str | None = None, timezone: str = DEFAU
     db.session.add(tenant)
     db.session.commit()
     return _info(tenant)
+
+
+def revoke_tokens(tenant_id: str) -> None:
+    """Refuse every token issued until now; other processes notice within their memo TTL."""
+    tenant = db.session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
+    tenant.tokens_revoked_at = datetime.now(dt_timezone.utc)
+    db.session.commit()
+    _memo().forget(tenant_id)
 
 
 def list_tenants() -> list[TenantInfo]:

@@ -1,0 +1,253 @@
+"""Bearer tokens bound to a tenant: every endpoint refuses the wrong caller the same way."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import time_machine
+from itsdangerous import URLSafeSerializer
+
+from alignwork.auth import SALT, parse_duration
+from tests.conftest import Builder, token_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ENDPOINTS = [
+    ("get", "/api/v1/patients", None),
+    ("post", "/api/v1/patients", {"name": "Ana"}),
+    ("get", "/api/v1/appointments", None),
+    ("post", "/api/v1/appointments", {"patientId": 1, "startsAt": "2026-05-13T12:00:00Z", "durationMin": 30}),
+    ("get", "/api/v1/appointments/{id}", None),
+    ("patch", "/api/v1/appointments/{id}", {"status": "confirmed"}),
+    ("delete", "/api/v1/appointments/{id}", None),
+    ("get", "/api/v1/appointments/mega-stats", None),
+]
+IDS = [f"{m.upper()} {u}" for m, u, _ in ENDPOINTS]
+
+
+@pytest.fixture
+def world(app, client):
+    build = Builder(app)
+    build.tenant("acme")
+    build.tenant("rival")
+    patient = build.patient("acme")
+    [appointment] = build.appointments("acme", [(_at(2026, 5, 13, 12), "pending")], patient_id=patient)
+    return {"appointment": appointment}
+
+
+def _at(*args):
+    from tests.conftest import utc
+    return utc(*args)
+
+
+def call(client, method, url, body, world, token=None, tenant_id="acme", auth=True):
+    url = url.format(id=world["appointment"])
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    query = f"?tenantId={tenant_id}" if tenant_id and method != "post" else ""
+    kwargs = {"headers": headers, "auth": auth}
+    if body is not None:
+        kwargs["json"] = {**body, **({"tenantId": tenant_id} if tenant_id and method == "post" else {})}
+    return getattr(client, method)(url + query, **kwargs)
+
+
+def assert_401(response):
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.get_json()["code"] == 401
+
+
+@pytest.mark.parametrize("method,url,body", ENDPOINTS, ids=IDS)
+def test_no_token_is_401(client, world, method, url, body):
+    response = call(client, method, url, body, world, auth=False)
+    assert_401(response)
+    assert "error=" not in response.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("header", ["Basic YWxhZGRpbjpvcGVu", "Bearer", "Bearer    ", "Bearer not.a.token", "token"])
+@pytest.mark.parametrize("method,url,body", ENDPOINTS, ids=IDS)
+def test_malformed_token_is_401(client, world, method, url, body, header):
+    response = getattr(client, method)(url.format(id=world["appointment"]) + "?tenantId=acme",
+                                       headers={"Authorization": header}, json=body)
+    assert_401(response)
+
+
+@pytest.mark.parametrize("method,url,body", ENDPOINTS, ids=IDS)
+def test_token_signed_with_another_key_is_401(client, world, method, url, body):
+    forged = URLSafeSerializer("another-key-" + "x" * 40, salt=SALT).dumps(
+        {"sub": "acme", "scope": "tenant", "iat": time.time(), "exp": int(time.time()) + 3600})
+    response = call(client, method, url, body, world, token=forged)
+    assert_401(response)
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("method,url,body", ENDPOINTS, ids=IDS)
+def test_expired_token_is_401(app, client, world, method, url, body):
+    token = token_for(app, "acme", expires_in=60)
+    with time_machine.travel(time.time() + 61, tick=False):
+        response = call(client, method, url, body, world, token=token)
+    assert_401(response)
+    assert response.get_json()["message"] == "Token expired."
+
+
+@pytest.mark.parametrize("method,url,body", ENDPOINTS, ids=IDS)
+def test_revoked_token_is_401_but_new_tokens_work(app, client, world, method, url, body):
+    old = token_for(app, "acme")
+    result = app.test_cli_runner().invoke(args=["tenants", "revoke-tokens", "acme"])
+    assert result.exit_code == 0, result.output
+    response = call(client, method, url, body, world, token=old)
+    assert_401(response)
+    assert response.get_json()["message"] == "Token revoked."
+    fresh = call(client, method, url, body, world, token=token_for(app, "acme"))
+    assert fresh.status_code < 400
+
+
+@pytest.mark.parametrize("method,url,body", ENDPOINTS, ids=IDS)
+def test_other_tenants_token_is_403_when_naming_this_tenant(app, client, world, method, url, body):
+    response = call(client, method, url, body, world, token=token_for(app, "rival"))
+    assert response.status_code == 403
+    assert "tenantId" in response.get_json()["message"]
+
+
+@pytest.mark.parametrize("method,url,body", ENDPOINTS, ids=IDS)
+def test_admin_token_cannot_act_for_a_tenant(app, client, world, method, url, body):
+    response = call(client, method, url, body, world, token=token_for(app, None, scope="admin"))
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("method", ["get", "patch", "delete"])
+def test_other_tenants_appointment_is_404_with_own_token_and_no_tenant_id(app, client, world, method):
+    response = getattr(client, method)(f"/api/v1/appointments/{world['appointment']}",
+                                       headers={"Authorization": f"Bearer {token_for(app, 'rival')}"},
+                                       json={"status": "confirmed"} if method == "patch" else None)
+    assert response.status_code == 404
+    assert client.get(f"/api/v1/appointments/{world['appointment']}?tenantId=acme").get_json()["status"] == "pending"
+
+
+def test_tenant_id_is_optional_with_a_token(app, client, world):
+    headers = {"Authorization": f"Bearer {token_for(app, 'acme')}"}
+    listing = client.get("/api/v1/appointments", headers=headers).get_json()
+    assert listing["total"] == 1 and listing["data"][0]["tenantId"] == "acme"
+    created = client.post("/api/v1/patients", headers=headers, json={"name": "Caio"}).get_json()
+    assert created["tenantId"] == "acme"
+
+
+def test_cross_tenant_counts_never_leak(make_app, cache_backend):
+    app = make_app(cache=cache_backend)
+    build = Builder(app)
+    for tenant, n in (("acme", 3), ("rival", 5)):
+        build.tenant(tenant, timezone="America/Recife")
+        build.appointments(tenant, [(_now_plus(minutes=5), "confirmed")] * n)
+    client = app.test_client()
+    for _ in range(3):
+        for tenant, n in (("acme", 3), ("rival", 5)):
+            headers = {"Authorization": f"Bearer {token_for(app, tenant)}"}
+            response = client.get("/api/v1/appointments/mega-stats", headers=headers)
+            assert response.get_json()["today"]["confirmed"] == n
+            other = "rival" if tenant == "acme" else "acme"
+            denied = client.get(f"/api/v1/appointments/mega-stats?tenantId={other}", headers=headers)
+            assert denied.status_code == 403 and "today" not in denied.get_json()
+
+
+def _now_plus(**delta):
+    from datetime import datetime, timedelta, timezone
+    return datetime.now(timezone.utc) + timedelta(**delta)
+
+
+def test_revocation_reaches_a_worker_within_its_tenant_memo(make_app):
+    """Another process (a worker that memoised the tenant) notices within TENANT_MEMO_SECONDS."""
+    worker = make_app(shared_as="deployment", TENANT_MEMO_SECONDS=1)
+    operator = make_app(shared_as="deployment", create_schema=False)
+    Builder(worker).tenant("acme")
+    token = token_for(worker, "acme")
+    headers = {"Authorization": f"Bearer {token}"}
+    client = worker.test_client()
+    assert client.get("/api/v1/appointments/mega-stats", headers=headers).status_code == 200
+    operator.test_cli_runner().invoke(args=["tenants", "revoke-tokens", "acme"])
+    time.sleep(1.1)
+    assert_401(client.get("/api/v1/appointments/mega-stats", headers=headers))
+
+
+def test_token_command_prints_a_working_token_last(app, client, runner, world):
+    result = runner.invoke(args=["tenants", "token", "acme", "--expires", "15m"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    response = client.get("/api/v1/appointments/mega-stats", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("args,message", [
+    (["tenants", "token", "ghost"], "not found"),
+    (["tenants", "token"], "Give either"),
+    (["tenants", "token", "acme", "--admin"], "Give either"),
+    (["tenants", "token", "acme", "--expires", "forever"], "duration"),
+    (["tenants", "revoke-tokens", "ghost"], "not found"),
+])
+def test_token_commands_refuse_bad_input(runner, world, args, message):
+    result = runner.invoke(args=args)
+    assert result.exit_code != 0 and message in result.output
+
+
+def test_admin_token_command(app, runner):
+    token = runner.invoke(args=["tenants", "token", "--admin"]).output.strip().splitlines()[-1]
+    with app.test_request_context(headers={"Authorization": f"Bearer {token}"}):
+        from alignwork.auth import authenticate
+        assert authenticate(f"Bearer {token}").scope == "admin"
+
+
+@pytest.mark.parametrize("text,seconds", [("90s", 90), ("15m", 900), ("12h", 43200), ("30d", 2592000)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0d", "10", "1w", "-5m", "5 m"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_openapi_declares_the_bearer_scheme_and_stays_public(client):
+    spec = client.get("/api/openapi.json", auth=False).get_json()
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer"}
+    assert spec["security"] == [{"bearerAuth": []}]
+    for path in ("/healthz", "/readyz", "/api/docs"):
+        assert client.get(path, auth=False).status_code == 200
+
+
+# -- configuration that cannot be deployed unsafely ------------------------------------------
+
+
+def _import_wsgi(env_overrides: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "ALIGNWORK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/w.sqlite",
+           **env_overrides}
+    return subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"ALIGNWORK_SECRET_KEY": "too-short"},
+    {"ALIGNWORK_SECRET_KEY": "k" * 48, "ALIGNWORK_DEBUG": "true"},
+], ids=["no key", "short key", "debug on"])
+def test_production_refuses_unsafe_config(tmp_path, overrides):
+    result = _import_wsgi({"ALIGNWORK_ENV": "production", **overrides}, tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("AlignWork refuses to start:")
+    assert ("SECRET_KEY" if "DEBUG" not in str(overrides) else "DEBUG") in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_production_starts_with_a_long_key(tmp_path):
+    result = _import_wsgi({"ALIGNWORK_ENV": "production", "ALIGNWORK_SECRET_KEY": "k" * 48}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "k" * 48 not in result.stderr + result.stdout
+
+
+def test_development_generates_a_key_and_warns(tmp_path):
+    result = _import_wsgi({}, tmp_path)
+    assert result.returncode == 0
+    assert "No SECRET_KEY configured" in result.stderr
