@@ -27,8 +27,8 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     _finish_config(app)
     app.json.sort_keys = False
 
-    from . import auth, errors, security
-    from .blueprints import appointments, health, patients
+    from . import auth, cache_admin, errors, metrics, security
+    from .blueprints import appointments, health, operations, patients
     from .cache_backends import resolve_cache_type
     from .extensions import api, cache, db, migrate
     from .services import seeding, tenants
@@ -41,10 +41,17 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
 
     api.register_blueprint(patients.blp)
     api.register_blueprint(appointments.blp)
+    api.register_blueprint(operations.blp)
     app.register_blueprint(health.bp)
+    if app.config["BENCH_FLOOR"]:
+        from .blueprints import bench
+
+        app.register_blueprint(bench.bp)
     errors.init_app(app)
     security.init_app(app)
+    metrics.init_app(app)
     auth.init_app(app)
+    cache_admin.init_app(app)
 
     tenants.init_app(app)
     seeding.init_app(app)

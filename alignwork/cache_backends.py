@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -49,6 +50,8 @@ def resolve_cache_type(name: str) -> str:
 class SimpleCache(_SimpleCache):
     """The in-process cache (per worker) with a per-process lock table."""
 
+    counts_locally = True  # its size is this process's; metrics sum it over workers
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         # Process-local lock table: key -> [lock, users]. Entries go when their last user leaves.
@@ -76,14 +79,17 @@ class SimpleCache(_SimpleCache):
                     self._locks.pop(key, None)
 
     def keys_with_ttl(self, pattern: str) -> list[tuple[str, float | None]]:
-        """Live keys starting with ``pattern`` (without the ``*``) and seconds left (None: never)."""
-        prefix = pattern.rstrip("*")
+        """Live keys matching the glob ``pattern`` (as Redis SCAN would) and seconds left
+        (None: never expires)."""
         now = time.time()
         found = []
         for key, (expires, _) in list(self._cache.items()):
-            if key.startswith(prefix) and (expires == 0 or expires > now):
+            if fnmatchcase(key, pattern) and (expires == 0 or expires > now):
                 found.append((key, None if expires == 0 else expires - now))
         return sorted(found)
+
+    def stored_key(self, key: str) -> str:
+        return key
 
     def ttl(self, key: str) -> float | None:
         entry = self._cache.get(key)
@@ -103,6 +109,8 @@ class SimpleCache(_SimpleCache):
 
 class RedisCache(_RedisCache):
     """Redis shared by every worker and host, failing open with a back-off."""
+
+    counts_locally = False
 
     def __init__(self, *args: Any, backoff_seconds: float = 5.0, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -218,6 +226,9 @@ class RedisCache(_RedisCache):
                 continue
             found.append((name.decode()[len(prefix):], None if pttl == -1 else pttl / 1000))
         return sorted(found)
+
+    def stored_key(self, key: str) -> str:
+        return self._get_prefix() + key
 
     def ttl(self, key: str) -> float | None:
         pttl = self._write_client.pttl(self._get_prefix() + key)

@@ -38,7 +38,8 @@ class Config:
     MIN_SECRET_KEY_BYTES = 32
     MAX_CONTENT_LENGTH = 64 * 1024
 
-    MAX_PAGE_SIZE = 100
+    # Adds /bench/floor for `make bench`; never on in a deployment.
+    BENCH_FLOOR = False
 
     API_TITLE = "AlignWork API"
     API_VERSION = "v1"

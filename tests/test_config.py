@@ -32,7 +32,7 @@ def test_layers_apply_in_order(monkeypatch, tmp_path):
     instance = tmp_path / "instance"
     instance.mkdir()
     (instance / "config.py").write_text(
-        "STATS_CACHE_TTL = 11\nCACHE_KEY_PREFIX = 'from-file:'\nMAX_PAGE_SIZE = 7\n"
+        "STATS_CACHE_TTL = 11\nCACHE_KEY_PREFIX = 'from-file:'\nTENANT_MEMO_SECONDS = 7\n"
         "SQLALCHEMY_DATABASE_URI = 'sqlite:///file.sqlite'\n"
     )
     monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(instance))
@@ -40,7 +40,7 @@ def test_layers_apply_in_order(monkeypatch, tmp_path):
     monkeypatch.setenv("ALIGNWORK_STATS_CACHE_TTL", "12")
     monkeypatch.setenv("ALIGNWORK_CACHE_KEY_PREFIX", "from-env:")
     app = create_app({"CACHE_KEY_PREFIX": "from-overrides:"})
-    assert app.config["MAX_PAGE_SIZE"] == 7                       # instance/config.py
+    assert app.config["TENANT_MEMO_SECONDS"] == 7                      # instance/config.py
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://db.example/alignwork"
     assert app.config["STATS_CACHE_TTL"] == 12                    # ALIGNWORK_* beats the file
     assert app.config["CACHE_KEY_PREFIX"] == "from-overrides:"    # overrides beat everything

@@ -120,7 +120,9 @@ OPERATIONS = [
     "GET /api/v1/appointments/mega-stats",
     "GET /api/v1/appointments/{appointment_id}", "PATCH /api/v1/appointments/{appointment_id}",
     "DELETE /api/v1/appointments/{appointment_id}",
+    "GET /api/v1/appointments/cache-metrics", "GET /metrics",  # with the admin token
 ]
+ADMIN_ONLY = {"GET /api/v1/appointments/cache-metrics", "GET /metrics"}
 
 
 def test_every_operation_is_fuzzed(fuzz_app):
@@ -134,7 +136,10 @@ def test_api_fuzz_never_5xx_and_conforms_to_its_schema(fuzz_app, label):
     accepted": OpenAPI 3.0 cannot state the 2000-2100 date range or ``from < to``, so the
     generator produces requests the API rightly refuses with a 400."""
     operation = _operations(fuzz_app)[label]
-    headers = {"Authorization": f"Bearer {token_for(fuzz_app, 'acme')}"}
+    if label in ADMIN_ONLY:
+        headers = {"Authorization": f"Bearer {token_for(fuzz_app, None, scope='admin')}"}
+    else:
+        headers = {"Authorization": f"Bearer {token_for(fuzz_app, 'acme')}"}
 
     @given(case=operation.as_strategy())
     @settings(max_examples=60, deadline=None, database=None,

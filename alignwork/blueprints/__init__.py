@@ -16,13 +16,14 @@ class _Parser(FlaskParser):
 
 
 class ApiBlueprint(Blueprint):
-    """A tenant-scoped API blueprint: every request resolves its tenant before the view."""
+    """An API blueprint whose every request is authenticated before the view: by default for
+    a tenant (``tenancy.resolve_tenant``), or by the given ``scope`` hook."""
 
     ARGUMENTS_PARSER = _Parser()
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, scope=resolve_tenant, **kwargs):
         super().__init__(*args, **kwargs)
-        self.before_request(resolve_tenant)
+        self.before_request(scope)
         self.before_request(_require_json_body)
 
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import enum
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 from flask import current_app
 
+from .. import metrics
 from ..cache_backends import cache_unavailable
 from ..extensions import cache
 from ..periods import local_date, parse_timezone
@@ -88,30 +90,101 @@ def _ttl() -> int:
 
 
 def get_stats(tenant_id: str, tz_name: str, now: datetime | None = None) -> tuple[Stats, Outcome]:
-    """The tenant's stats in ``tz_name`` now, and whether the cache served them.
+    """The tenant's stats in ``tz_name`` now, and whether the cache served them."""
+    started = time.perf_counter()
+    day = local_date(parse_timezone(tz_name), now or datetime.now(timezone.utc))
+    reset = cache_unavailable.set(False)
+    try:
+        value, outcome = _read_through(tenant_id, tz_name, day)
+    finally:
+        cache_unavailable.reset(reset)
+    metrics.record_lookup(outcome.value, time.perf_counter() - started)
+    return value, outcome
+
+
+def _compute(tenant_id: str, tz_name: str, day: date) -> Stats:
+    with metrics.timed_computation():
+        return compute_stats(tenant_id, tz_name, day)
+
+
+def _read_through(tenant_id: str, tz_name: str, day: date) -> tuple[Stats, Outcome]:
+    """Cache, else one computation per key (others wait for it), else the database alone.
 
     The generation is read before the database, so counts computed from a snapshot older than
     a write are stored under the generation that write retired.
     """
-    now = now or datetime.now(timezone.utc)
-    day = local_date(parse_timezone(tz_name), now)
-    reset = cache_unavailable.set(False)
-    try:
-        key = str(StatsKey(tenant_id, tz_name, day, current_generation(tenant_id)))
-        value = cache.get(key)
-        if value is not None:
-            return value, Outcome.HIT
-        if cache_unavailable.get():
-            return compute_stats(tenant_id, tz_name, day), Outcome.BYPASS
-        backend = cache.cache
-        wait = current_app.config["STATS_LOCK_WAIT_SECONDS"]
-        with backend.lock(key, timeout=max(wait, 1) * 2, wait=wait) as acquired:
-            if acquired:
-                value = cache.get(key)  # filled while we waited for the lock?
-                if value is not None:
-                    return value, Outcome.HIT
-            value = compute_stats(tenant_id, tz_name, day)
-            cache.set(key, value, timeout=_ttl())
-        return value, Outcome.BYPASS if cache_unavailable.get() else Outcome.MISS
-    finally:
-        cache_unavailable.reset(reset)
+    key = str(StatsKey(tenant_id, tz_name, day, current_generation(tenant_id)))
+    value = cache.get(key)
+    if value is not None:
+        return value, Outcome.HIT
+    if cache_unavailable.get():
+        return _compute(tenant_id, tz_name, day), Outcome.BYPASS
+    backend = cache.cache
+    wait = current_app.config["STATS_LOCK_WAIT_SECONDS"]
+    with backend.lock(key, timeout=max(wait, 1) * 2, wait=wait) as acquired:
+        if acquired:
+            value = cache.get(key)  # filled while we waited for the lock?
+            if value is not None:
+                return value, Outcome.HIT
+        value = _compute(tenant_id, tz_name, day)
+        cache.set(key, value, timeout=_ttl())
+    if backend.counts_locally:
+        metrics.CACHE_ENTRIES.set(len(backend))
+    return value, Outcome.BYPASS if cache_unavailable.get() else Outcome.MISS
+
+
+# -- inspection, for operators (flask shell, flask cache) -------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: StatsKey
+    ttl: float | None
+    current: bool  # built from the tenant's current generation (older ones are never read)
+
+
+def entries(tenant_id: str | None = None) -> list[Entry]:
+    """This app's stats entries, optionally of one tenant, without touching any of them."""
+    found = []
+    generations: dict[str, str | None] = {}
+    for name, ttl in cache.cache.keys_with_ttl(tenant_pattern(tenant_id)):
+        key = StatsKey.parse(name)
+        if key.tenant_id not in generations:
+            generations[key.tenant_id] = cache.get(_generation_key(key.tenant_id))
+        found.append(Entry(key, ttl, key.generation == generations[key.tenant_id]))
+    return found
+
+
+def peek(tenant_id: str, tz_name: str, now: datetime | None = None) -> dict | None:
+    """What a request would be served from the cache right now, or None; never computes."""
+    generation = cache.get(_generation_key(tenant_id))
+    if generation is None:
+        return None
+    day = local_date(parse_timezone(tz_name), now or datetime.now(timezone.utc))
+    key = str(StatsKey(tenant_id, tz_name, day, generation))
+    value = cache.get(key)
+    if value is None:
+        return None
+    return {"key": cache.cache.stored_key(key), "ttl": cache.cache.ttl(key), "value": value}
+
+
+def clear(tenant_id: str | None = None) -> int:
+    """Delete this app's stats entries (one tenant's, or all) and their generations.
+
+    Only keys under this app's prefix are touched: a shared Redis is never flushed.
+    """
+    backend = cache.cache
+    removed = backend.delete_matching(tenant_pattern(tenant_id))
+    backend.delete_matching(f"gen:{tenant_id}" if tenant_id else "gen:*")
+    if backend.counts_locally:
+        metrics.CACHE_ENTRIES.set(len(backend))
+    return removed
+
+
+def cache_size() -> int:
+    """Keys this app holds in the cache (entries and generation markers), over all workers."""
+    backend = cache.cache
+    if backend.counts_locally:
+        metrics.CACHE_ENTRIES.set(len(backend))
+        return metrics.summed_cache_entries()
+    return len(backend)

@@ -1,0 +1,44 @@
+"""Endpoints for operators: admin tokens only."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from marshmallow import Schema, fields
+
+from .. import metrics
+from ..services import stats_cache
+from ..tenancy import require_admin
+from . import ApiBlueprint
+
+blp = ApiBlueprint(
+    "operations", __name__, description="Operations: cache and request metrics (admin token).",
+    scope=require_admin,
+)
+
+
+class CacheMetricsSchema(Schema):
+    hits = fields.Integer()
+    misses = fields.Integer()
+    bypasses = fields.Integer()
+    total_requests = fields.Integer()
+    hit_rate = fields.Float(allow_none=True)
+    computations = fields.Integer()
+    avg_hit_time_ms = fields.Float(allow_none=True)
+    avg_miss_time_ms = fields.Float(allow_none=True)
+    cache_size = fields.Integer(allow_none=True)
+
+
+@blp.route("/api/v1/appointments/cache-metrics")
+class CacheMetrics(MethodView):
+    @blp.response(200, CacheMetricsSchema)
+    def get(self):
+        """Mega-stats cache totals since the server started, summed over every worker."""
+        return metrics.cache_summary(stats_cache.cache_size())
+
+
+@blp.route("/metrics")
+class PrometheusMetrics(MethodView):
+    @blp.response(200, {"type": "string"}, content_type="text/plain")
+    def get(self):
+        """Prometheus text format (send the admin token as a bearer token)."""
+        return metrics.prometheus_response()

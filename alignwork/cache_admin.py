@@ -1,0 +1,150 @@
+"""Looking inside the stats cache: the ``stats`` helper of ``flask shell`` and ``flask cache``.
+
+Both work on SimpleCache (this process's cache only) and on RedisCache (the shared one), and
+touch only this app's keys.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from . import metrics
+from .services import stats_cache
+from .services.exceptions import ServiceError
+from .services.tenants import get_tenant, list_tenants
+
+
+class StatsShell:
+    """``stats`` in ``flask shell``: the same operations as ``flask cache``, returning data."""
+
+    USAGE = "stats.peek(tenant, tz=None), stats.keys(tenant=None), stats.clear(tenant=None), " \
+            "stats.warm(tenant=None), stats.metrics()"
+
+    def peek(self, tenant: str, tz: str | None = None) -> dict | None:
+        """The cached value a request would get now, its key and seconds left; None if not cached."""
+        return stats_cache.peek(tenant, tz or get_tenant(tenant).timezone)
+
+    def keys(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        return [_describe(entry) for entry in stats_cache.entries(tenant)]
+
+    def clear(self, tenant: str | None = None) -> int:
+        return stats_cache.clear(tenant)
+
+    def warm(self, tenant: str | None = None) -> dict[str, str]:
+        """Compute and store today's stats of each tenant in its own zone: {tenant: outcome}."""
+        return {t.id: warm_one(t.id) for t in _tenants(tenant)}
+
+    def metrics(self) -> dict:
+        return metrics.cache_summary(stats_cache.cache_size())
+
+    def __repr__(self) -> str:
+        return f"<stats helper: {self.USAGE}>"
+
+
+def _describe(entry: stats_cache.Entry) -> dict[str, Any]:
+    return {
+        "tenant": entry.key.tenant_id,
+        "tz": entry.key.tz_name,
+        "date": entry.key.day.isoformat(),
+        "ttl": None if entry.ttl is None else round(entry.ttl, 1),
+        "current": entry.current,
+        "key": str(entry.key),
+    }
+
+
+def _tenants(tenant: str | None):
+    return [get_tenant(tenant)] if tenant else list_tenants()
+
+
+def warm_one(tenant_id: str) -> str:
+    _, outcome = stats_cache.get_stats(tenant_id, get_tenant(tenant_id).timezone)
+    return outcome.value
+
+
+# -- flask cache ------------------------------------------------------------------------------
+
+cache_cli = AppGroup("cache", help="Inspect and manage the stats cache (only this app's keys).")
+
+
+def _backend_note() -> str:
+    kind = current_app.config["CACHE_TYPE"].rsplit(".", 1)[-1]
+    return "this process only" if kind == "SimpleCache" else "shared"
+
+
+@cache_cli.command("keys")
+@click.option("--tenant", help="Only this tenant's entries.")
+def keys_command(tenant: str | None) -> None:
+    """One line per entry: tenant, zone, local date, seconds left, current or retired."""
+    entries = StatsShell().keys(tenant)
+    click.echo(f"# {len(entries)} entries ({_backend_note()})", err=True)
+    for entry in entries:
+        ttl = "never" if entry["ttl"] is None else f"{entry['ttl']:.0f}s"
+        state = "current" if entry["current"] else "retired"
+        click.echo(f"{entry['tenant']}\t{entry['tz']}\t{entry['date']}\t{ttl}\t{state}")
+
+
+@cache_cli.command("show")
+@click.argument("tenant")
+@click.option("--tz", help="IANA zone (default: the tenant's).")
+def show_command(tenant: str, tz: str | None) -> None:
+    """What mega-stats would serve from the cache now for TENANT; computes nothing."""
+    try:
+        found = StatsShell().peek(tenant, tz)
+    except (ServiceError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if found is None:
+        click.echo(f"nothing cached for {tenant} in {tz or get_tenant(tenant).timezone}")
+        return
+    click.echo(f"key: {found['key']}")
+    click.echo(f"ttl: {found['ttl']:.1f}s" if found["ttl"] is not None else "ttl: never")
+    for period, counts in found["value"].items():
+        click.echo(f"{period}\tconfirmed={counts['confirmed']}\tpending={counts['pending']}")
+
+
+@cache_cli.command("clear")
+@click.option("--tenant", help="Only this tenant's entries.")
+def clear_command(tenant: str | None) -> None:
+    """Delete this app's stats entries (never the rest of a shared Redis)."""
+    removed = StatsShell().clear(tenant)
+    click.echo(f"removed {removed} entries{' of ' + tenant if tenant else ''} ({_backend_note()})")
+
+
+@cache_cli.command("warm")
+@click.option("--tenant", help="Only this tenant.")
+def warm_command(tenant: str | None) -> None:
+    """Compute and store each tenant's stats in its own zone; exits non-zero if any failed."""
+    try:
+        tenants = _tenants(tenant)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
+    failed = []
+    with click.progressbar(tenants, label="warming", item_show_func=lambda t: t.id if t else "") as bar:
+        for info in bar:
+            try:
+                if warm_one(info.id) == "BYPASS":
+                    failed.append(f"{info.id}: cache unavailable")
+            except Exception as exc:  # noqa: BLE001 - reported, and the exit code says so
+                failed.append(f"{info.id}: {type(exc).__name__}: {exc}")
+    if failed:
+        raise click.ClickException("could not warm " + "; ".join(failed))
+    click.echo(f"warmed {len(tenants)} tenants at {datetime.now(timezone.utc):%Y-%m-%d %H:%M}Z")
+
+
+@cache_cli.command("stats")
+def stats_command() -> None:
+    """Cache metrics (summed over the server's workers under gunicorn)."""
+    for name, value in StatsShell().metrics().items():
+        click.echo(f"{name}\t{value}")
+
+
+def init_app(app) -> None:
+    app.cli.add_command(cache_cli)
+
+    @app.shell_context_processor
+    def _stats_helper() -> dict[str, Any]:
+        return {"stats": StatsShell()}

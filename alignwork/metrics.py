@@ -1,0 +1,136 @@
+"""Prometheus metrics, summed over every gunicorn worker.
+
+Under gunicorn, ``gunicorn.conf.py`` sets ``PROMETHEUS_MULTIPROC_DIR`` before any worker imports
+this module: each worker then writes its samples to files there, and a scrape (``/metrics``) or
+``cache-metrics`` reads them all, so the numbers describe the whole server rather than the worker
+that happened to answer. Without it (tests, ``flask shell``) they describe this process.
+
+The metric objects are process-wide by design (prometheus_client keeps them in a registry);
+labels are bounded: route templates, never raw paths, and never tenant ids.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+_FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+HTTP_REQUESTS = Counter(
+    "alignwork_http_requests_total", "HTTP requests by route, method and status.",
+    ["endpoint", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "alignwork_http_request_duration_seconds", "HTTP request latency by route.",
+    ["endpoint", "method"], buckets=_FAST,
+)
+STATS_LOOKUPS = Histogram(
+    "alignwork_stats_lookup_seconds", "Mega-stats lookups by cache outcome (HIT, MISS, BYPASS).",
+    ["outcome"], buckets=_FAST,
+)
+STATS_COMPUTATIONS = Histogram(
+    "alignwork_stats_computation_seconds", "Time to compute one tenant's stats from the database.",
+    buckets=_FAST,
+)
+CACHE_ENTRIES = Gauge(
+    "alignwork_cache_entries", "Entries in the in-process caches of live workers.",
+    multiprocess_mode="livesum",
+)
+
+
+def record_lookup(outcome: str, seconds: float) -> None:
+    STATS_LOOKUPS.labels(outcome=outcome).observe(seconds)
+
+
+@contextmanager
+def timed_computation() -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        STATS_COMPUTATIONS.observe(time.perf_counter() - started)
+
+
+def registry() -> CollectorRegistry:
+    """The registry to read: every worker's files under gunicorn, this process otherwise."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return merged
+    return REGISTRY
+
+
+def _samples() -> dict[tuple[str, tuple], float]:
+    values: dict[tuple[str, tuple], float] = {}
+    for family in registry().collect():
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            values[key] = values.get(key, 0.0) + sample.value
+    return values
+
+
+def summed_cache_entries() -> int:
+    return int(_samples().get(("alignwork_cache_entries", ()), 0))
+
+
+def cache_summary(cache_size: int | None) -> dict:
+    """The ``cache-metrics`` numbers: totals since the server started, over all workers."""
+    samples = _samples()
+
+    def lookups(outcome: str, part: str) -> float:
+        return samples.get((f"alignwork_stats_lookup_seconds_{part}", (("outcome", outcome),)), 0.0)
+
+    hits, misses, bypasses = (int(lookups(o, "count")) for o in ("HIT", "MISS", "BYPASS"))
+    total = hits + misses + bypasses
+
+    def average_ms(outcome: str) -> float | None:
+        count = lookups(outcome, "count")
+        return round(lookups(outcome, "sum") / count * 1000, 3) if count else None
+
+    return {
+        "hits": hits,
+        "misses": misses,
+        "bypasses": bypasses,
+        "total_requests": total,
+        "hit_rate": round(hits / total, 4) if total else None,
+        "computations": int(samples.get(("alignwork_stats_computation_seconds_count", ()), 0)),
+        "avg_hit_time_ms": average_ms("HIT"),
+        "avg_miss_time_ms": average_ms("MISS"),
+        "cache_size": cache_size,
+    }
+
+
+def prometheus_response() -> Response:
+    return Response(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+def _start_timer() -> None:
+    g._metrics_started = time.perf_counter()
+
+
+def _observe(response: Response) -> Response:
+    started = g.pop("_metrics_started", None)
+    if started is not None:
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        HTTP_LATENCY.labels(endpoint, request.method).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_start_timer)
+    app.after_request(_observe)
