@@ -19,8 +19,8 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 errorlog = "-"
-# %(p)s the worker pid, %(M)s the duration in ms, and the X-Cache result (HIT, MISS, BYPASS).
-access_log_format = '%(h)s [%(p)s] "%(r)s" %(s)s %(b)s %(M)sms cache=%({x-cache}o)s'
+# %(p)s the worker <pid>, %(M)s the duration in ms, and the X-Cache result (HIT, MISS, BYPASS).
+access_log_format = '%(h)s %(p)s "%(r)s" %(s)s %(b)s %(M)sms cache=%({x-cache}o)s'
 
 # prometheus_client's multiprocess mode: every worker writes its metrics here and /metrics and
 # cache-metrics read them all. Set before any worker imports the app.

@@ -1,0 +1,144 @@
+"""flask cache … and the ``stats`` shell helper, on SimpleCache and on Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import REDIS_URL, Builder
+
+ROOT = Path(__file__).resolve().parents[1]
+STATS = "/api/v1/appointments/mega-stats"
+
+
+@pytest.fixture
+def warmed(cached_app):
+    build = Builder(cached_app)
+    build.tenant("acme", timezone="America/Recife")
+    build.tenant("rival", timezone="Asia/Tokyo")
+    client = cached_app.test_client()
+    client.get(f"{STATS}?tenantId=acme")
+    client.get(f"{STATS}?tenantId=acme&tz=Europe/London")
+    client.get(f"{STATS}?tenantId=rival")
+    return cached_app
+
+
+def cli(app, *args):
+    """Run ``flask cache ARGS``; its standard output, line by line (notes go to stderr)."""
+    result = app.test_cli_runner().invoke(args=["cache", *args])
+    assert result.exit_code == 0, result.output
+    return result.stdout.splitlines()
+
+
+def rows(lines):
+    return [line.split("\t") for line in lines if not line.startswith("#")]
+
+
+def test_keys_lists_tenant_zone_date_and_ttl(warmed):
+    listed = rows(cli(warmed, "keys"))
+    assert sorted((r[0], r[1]) for r in listed) == [
+        ("acme", "America/Recife"), ("acme", "Europe/London"), ("rival", "Asia/Tokyo")]
+    for tenant, zone, day, ttl, state in listed:
+        assert len(day) == 10 and day[4] == "-"
+        assert ttl.endswith("s") and 0 < int(ttl[:-1]) <= 30
+        assert state == "current"
+    assert [r[0] for r in rows(cli(warmed, "keys", "--tenant", "rival"))] == ["rival"]
+
+
+def test_keys_marks_entries_retired_by_a_write(warmed):
+    Builder(warmed).appointments("acme", [])
+    states = {(r[0], r[1]): r[4] for r in rows(cli(warmed, "keys"))}
+    assert states[("acme", "America/Recife")] == "retired"
+    assert states[("rival", "Asia/Tokyo")] == "current"
+
+
+def test_show_prints_the_cached_value_without_computing(warmed):
+    shown = cli(warmed, "show", "acme")
+    assert shown[0].startswith("key: ") and "stats:acme:America/Recife:" in shown[0]
+    assert shown[1].startswith("ttl: ")
+    assert [line.split("\t")[0] for line in shown[2:]] == ["today", "week", "month", "nextMonth"]
+    assert cli(warmed, "show", "acme", "--tz", "Asia/Kolkata") == [
+        "nothing cached for acme in Asia/Kolkata"]
+    assert cli(warmed, "show", "acme", "--tz", "Asia/Kolkata") == [
+        "nothing cached for acme in Asia/Kolkata"]  # still nothing: show never fills the cache
+
+
+def test_clear_one_tenant_then_all(warmed):
+    assert cli(warmed, "clear", "--tenant", "acme")[0].startswith("removed 2 entries of acme")
+    assert [r[0] for r in rows(cli(warmed, "keys"))] == ["rival"]
+    client = warmed.test_client()
+    assert client.get(f"{STATS}?tenantId=acme").headers["X-Cache"] == "MISS"
+    assert client.get(f"{STATS}?tenantId=rival").headers["X-Cache"] == "HIT"
+    assert cli(warmed, "clear")[0].startswith("removed 2 entries")
+    assert rows(cli(warmed, "keys")) == []
+
+
+def test_clear_never_touches_other_keys_on_a_shared_redis(make_app):
+    app = make_app(cache="redis")
+    Builder(app).tenant("acme")
+    app.test_client().get(f"{STATS}?tenantId=acme")
+    neighbour = redis.Redis.from_url(REDIS_URL)
+    neighbour.set("someone-else:important", b"keep me", ex=60)
+    try:
+        cli(app, "clear")
+        assert neighbour.get("someone-else:important") == b"keep me"
+    finally:
+        neighbour.delete("someone-else:important")
+
+
+def test_warm_stores_every_tenant_in_its_own_zone(cached_app):
+    build = Builder(cached_app)
+    build.tenant("acme", timezone="America/Recife")
+    build.tenant("rival", timezone="Asia/Tokyo")
+    result = cached_app.test_cli_runner().invoke(args=["cache", "warm"])
+    assert result.exit_code == 0, result.output
+    assert "warmed 2 tenants" in result.output
+    assert sorted((r[0], r[1]) for r in rows(cli(cached_app, "keys"))) == [
+        ("acme", "America/Recife"), ("rival", "Asia/Tokyo")]
+    client = cached_app.test_client()
+    assert client.get(f"{STATS}?tenantId=rival").headers["X-Cache"] == "HIT"
+
+
+def test_warm_exits_non_zero_when_the_cache_is_unreachable(make_app):
+    app = make_app(cache="redis", CACHE_REDIS_URL="redis://127.0.0.1:1/0")
+    Builder(app).tenant("acme")
+    result = app.test_cli_runner().invoke(args=["cache", "warm"])
+    assert result.exit_code != 0
+    assert "cache unavailable" in result.output
+
+
+def test_stats_prints_the_metrics(warmed):
+    metrics = dict(line.split("\t") for line in cli(warmed, "stats"))
+    assert set(metrics) == {"hits", "misses", "bypasses", "total_requests", "hit_rate", "computations",
+                            "avg_hit_time_ms", "avg_miss_time_ms", "cache_size"}
+    assert int(metrics["misses"]) >= 3 and int(metrics["computations"]) >= 3
+    assert int(metrics["cache_size"]) >= 3
+
+
+def test_flask_shell_has_the_stats_helper(tmp_path):
+    env = {**os.environ, "ALIGNWORK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/shell.sqlite",
+           "ALIGNWORK_SECRET_KEY": "s" * 40, "FLASK_APP": "alignwork"}
+    flask = [sys.executable, "-m", "flask"]
+    subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run([*flask, "tenants", "create", "acme"], cwd=ROOT, env=env, check=True, capture_output=True)
+    script = "\n".join([
+        "print('before', stats.peek('acme'))",
+        "print('warm', stats.warm('acme'))",
+        "found = stats.peek('acme')",
+        "print('key', found['key'])",
+        "print('value', sorted(found['value']))",
+        "print('names', sorted({'app', 'db', 'cache', 'Tenant', 'Patient', 'Appointment'} & set(globals())))",
+    ]) + "\n"
+    shell = subprocess.run([*flask, "shell"], cwd=ROOT, env=env, input=script, capture_output=True,
+                           text=True, timeout=60)
+    out = shell.stdout + shell.stderr
+    assert "before None" in out
+    assert "warm {'acme': 'MISS'}" in out
+    assert "key stats:acme:America/Recife:" in out
+    assert "value ['month', 'nextMonth', 'today', 'week']" in out
+    assert "names ['Appointment', 'Patient', 'Tenant', 'app', 'cache', 'db']" in out

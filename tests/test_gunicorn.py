@@ -1,0 +1,178 @@
+"""A real gunicorn with several workers: shared Redis HITs, cross-worker invalidation, metrics
+summed over workers, and the warning when workers do not share a cache."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import REDIS_URL, require_redis
+
+ROOT = Path(__file__).resolve().parents[1]
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+class Server:
+    """gunicorn -c gunicorn.conf.py wsgi:app on a free port, with its own SQLite database."""
+
+    def __init__(self, tmp_path, workers: int, cache_env: dict[str, str]):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.log = tmp_path / "gunicorn.log"
+        self.env = {
+            **os.environ,
+            "FLASK_APP": "alignwork",
+            "ALIGNWORK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/gunicorn.sqlite",
+            "ALIGNWORK_SECRET_KEY": "g" * 48,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+            "GUNICORN_ACCESS_LOG": "-",
+            **cache_env,
+        }
+        flask = [sys.executable, "-m", "flask"]
+        subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=self.env, check=True, capture_output=True)
+        subprocess.run([*flask, "tenants", "create", "acme"], cwd=ROOT, env=self.env, check=True, capture_output=True)
+        self.token = self._flask_token("acme")
+        self.admin = self._flask_token("--admin")
+        self.patient = None
+        self.process = subprocess.Popen(
+            [str(GUNICORN), "-c", "gunicorn.conf.py", "-w", str(workers), "-b", f"127.0.0.1:{self.port}", "wsgi:app"],
+            cwd=ROOT, env=self.env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+        )
+        self._wait_ready(workers)
+
+    def _flask_token(self, who: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "flask", "tenants", "token", who], cwd=ROOT,
+                                env=self.env, check=True, capture_output=True, text=True)
+        return result.stdout.strip().splitlines()[-1]
+
+    def _wait_ready(self, workers: int) -> None:
+        """Until every worker has answered a health check (one ready worker is not enough)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.concurrently(16, lambda: self.request("GET", "/healthz"))
+            except OSError:
+                time.sleep(0.1)
+                continue
+            if len(self.worker_pids(self.log.read_text(), "/healthz")) == workers:
+                return
+        raise RuntimeError("gunicorn workers did not all start:\n" + self.log.read_text())
+
+    def request(self, method: str, path: str, body=None, token: str | None = None):
+        """One request on a new connection, so the workers take turns."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        try:
+            conn.request(method, path, body=payload, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.getheader("X-Cache"), response.read()
+        finally:
+            conn.close()
+
+    def stats(self):
+        return self.request("GET", "/api/v1/appointments/mega-stats", token=self.token)
+
+    def stop(self) -> str:
+        self.process.terminate()
+        self.process.wait(30)
+        return self.log.read_text()
+
+    def worker_pids(self, log: str, path: str) -> set[str]:
+        return set(re.findall(r"<(\d+)> \"GET " + re.escape(path), log))
+
+    def concurrently(self, count: int, call) -> list:
+        """``count`` calls from 8 threads: a busy sync worker makes the others accept."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(lambda _: call(), range(count)))
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    require_redis()
+    prefix = f"alignwork-gunicorn-{uuid.uuid4().hex[:8]}:"
+    server = Server(tmp_path, workers=3, cache_env={
+        "ALIGNWORK_CACHE_TYPE": "RedisCache", "ALIGNWORK_CACHE_REDIS_URL": REDIS_URL,
+        "ALIGNWORK_CACHE_KEY_PREFIX": prefix})
+    yield server
+    server.stop()
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=prefix + "*"):
+        client.delete(key)
+
+
+def test_redis_is_shared_by_every_worker(redis_server):
+    assert redis_server.stats()[1] == "MISS"
+    outcomes = [response[1] for response in redis_server.concurrently(40, redis_server.stats)]
+    assert outcomes == ["HIT"] * 40
+    log = redis_server.stop()
+    assert len(redis_server.worker_pids(log, "/api/v1/appointments/mega-stats")) >= 2, log
+    assert re.search(r'"GET /api/v1/appointments/mega-stats HTTP/1.1" 200 \d+ \d+ms cache=HIT', log)
+
+
+def test_a_write_through_any_worker_invalidates_for_all(redis_server):
+    patient = json.loads(redis_server.request("POST", "/api/v1/patients", {"name": "Ana"}, redis_server.token)[2])
+    redis_server.stats()
+    assert [r[1] for r in redis_server.concurrently(12, redis_server.stats)] == ["HIT"] * 12
+    soon = (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
+    created = redis_server.request("POST", "/api/v1/appointments", {
+        "patientId": patient["id"], "startsAt": soon, "durationMin": 30, "status": "confirmed"},
+        redis_server.token)
+    assert created[0] == 201
+    status, outcome, body = redis_server.stats()
+    assert outcome == "MISS"
+    counts = json.loads(body)
+    assert counts["month"]["confirmed"] + counts["nextMonth"]["confirmed"] == 1
+    assert [r[1] for r in redis_server.concurrently(12, redis_server.stats)] == ["HIT"] * 12
+    log = redis_server.stop()
+    assert len(redis_server.worker_pids(log, "/api/v1/appointments/mega-stats")) >= 2
+
+
+def test_metrics_are_summed_over_workers(redis_server):
+    redis_server.stats()
+    redis_server.concurrently(29, redis_server.stats)
+    status, _, body = redis_server.request("GET", "/api/v1/appointments/cache-metrics", token=redis_server.admin)
+    assert status == 200
+    metrics = json.loads(body)
+    assert (metrics["hits"], metrics["misses"], metrics["total_requests"]) == (29, 1, 30)
+    assert metrics["computations"] == 1 and metrics["hit_rate"] == round(29 / 30, 4)
+    assert metrics["cache_size"] >= 2  # the entry and the tenant's generation marker
+    assert "acme" not in body.decode()
+    assert redis_server.request("GET", "/api/v1/appointments/cache-metrics", token=redis_server.token)[0] == 403
+
+    status, _, text = redis_server.request("GET", "/metrics", token=redis_server.admin)
+    text = text.decode()
+    assert status == 200
+    assert 'alignwork_stats_lookup_seconds_count{outcome="HIT"} 29.0' in text
+    assert re.search(r'alignwork_http_requests_total\{endpoint="/api/v1/appointments/mega-stats",'
+                     r'method="GET",status="200"\} 30\.0', text)
+    assert "alignwork_stats_computation_seconds_bucket" in text
+    assert redis_server.request("GET", "/metrics")[0] == 401
+    log = redis_server.stop()
+    assert len(redis_server.worker_pids(log, "/api/v1/appointments/mega-stats")) >= 2
+
+
+def test_simplecache_with_several_workers_warns_once(tmp_path):
+    server = Server(tmp_path, workers=3, cache_env={"ALIGNWORK_CACHE_TYPE": "SimpleCache"})
+    server.stats()
+    log = server.stop()
+    warnings = [line for line in log.splitlines() if "each worker has its own stats cache" in line]
+    assert len(warnings) == 1
+    assert "ALIGNWORK_CACHE_TYPE=RedisCache" in warnings[0]
