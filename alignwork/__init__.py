@@ -31,7 +31,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     from .blueprints import appointments, health, operations, patients
     from .cache_backends import resolve_cache_type
     from .extensions import api, cache, db, migrate
-    from .services import seeding, tenants
+    from .services import seeding, stats, tenants
 
     app.config["CACHE_TYPE"] = resolve_cache_type(app.config["CACHE_TYPE"])
     db.init_app(app)
@@ -55,6 +55,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
 
     tenants.init_app(app)
     seeding.init_app(app)
+    stats.init_app(app)
 
     @app.shell_context_processor
     def _shell_context() -> dict[str, Any]:
