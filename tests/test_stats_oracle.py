@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.test_periods import (
+    ORACLE_ZONES,
     add_months,
     anchor_dates,
     brute_day_start,
@@ -29,20 +30,6 @@ from tests.test_periods import (
 
 UTC = timezone.utc
 URL = "/api/v1/appointments/mega-stats"
-
-ORACLE_ZONES = (
-    "America/Sao_Paulo",
-    "America/New_York",
-    "Europe/London",
-    "Asia/Kolkata",
-    "Asia/Kathmandu",
-    "America/St_Johns",
-    "Pacific/Kiritimati",
-    "Pacific/Pago_Pago",
-    "America/Recife",
-    "Asia/Tokyo",
-)
-
 
 def u(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
