@@ -20,6 +20,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# `make run` serves one process with four threads: with the default SimpleCache every request
+# then sees the same cache, so a write invalidates for all of them (see README, Production).
+
 # A local signing key, made once, so tokens survive restarts and every worker accepts them.
 instance/config.py:
 	@mkdir -p instance
@@ -37,7 +40,7 @@ run: install instance/config.py
 	echo "Try:"; \
 	echo "  curl -i -H 'Authorization: Bearer $$token' 'http://$(HOST):$(PORT)/api/v1/appointments/mega-stats?tz=America/Recife'"; \
 	echo
-	$(BIN)/gunicorn -c gunicorn.conf.py -b $(HOST):$(PORT) wsgi:app
+	GUNICORN_WORKERS=1 GUNICORN_THREADS=4 $(BIN)/gunicorn -c gunicorn.conf.py -b $(HOST):$(PORT) wsgi:app
 
 test: install
 	$(BIN)/python -m pytest

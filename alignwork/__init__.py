@@ -18,7 +18,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
 
-    app.config.from_object(ENVIRONMENTS.get(environment_name(), ENVIRONMENTS["development"]))
+    app.config.from_object(ENVIRONMENTS[environment_name()])
     app.config.from_pyfile("config.py", silent=True)
     if url := database_url_from_env():
         app.config["SQLALCHEMY_DATABASE_URI"] = url
@@ -27,7 +27,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     _finish_config(app)
     app.json.sort_keys = False
 
-    from . import auth, cache_admin, errors, metrics, security
+    from . import cache_admin, errors, metrics, security, tenant_commands
     from .blueprints import appointments, health, operations, patients
     from .cache_backends import resolve_cache_type
     from .extensions import api, cache, db, migrate
@@ -50,7 +50,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     security.init_app(app)
     metrics.init_app(app)
-    auth.init_app(app)
+    tenant_commands.init_app(app)
     cache_admin.init_app(app)
 
     tenants.init_app(app)
@@ -67,12 +67,13 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _finish_config(app: Flask) -> None:
-    from .config import check_production, normalise_database_url
+    from .config import check_always, check_production, normalise_database_url
 
     uri = app.config.get("SQLALCHEMY_DATABASE_URI")
     if not uri:
         uri = "sqlite:///" + os.path.join(app.instance_path, "alignwork.sqlite")
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(uri)
+    check_always(app.config)
     if environment_name() == "production":
         check_production(app.config)
     elif not app.config.get("SECRET_KEY"):

@@ -12,13 +12,11 @@ import re
 import time
 from dataclasses import dataclass
 
-import click
 from flask import current_app
-from flask.cli import with_appcontext
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from .services.exceptions import ServiceError
-from .services.tenants import get_tenant, revoke_tokens, tenants_cli
+from .services.tenants import get_tenant
 
 SALT = "alignwork.api-token.v1"
 TENANT, ADMIN = "tenant", "admin"
@@ -83,46 +81,3 @@ def authenticate(header: str | None) -> Principal:
     if tenant.tokens_revoked_at is not None and claims.get("iat", 0) <= tenant.tokens_revoked_at:
         raise AuthError("Token revoked.")
     return Principal(TENANT, tenant.id)
-
-
-# -- commands ---------------------------------------------------------------------------------
-
-
-@click.command("token")
-@click.argument("tenant_id", required=False)
-@click.option("--admin", is_flag=True, help="An admin token (operations endpoints) instead.")
-@click.option("--expires", default="30d", show_default=True, help="Lifetime: 90s, 15m, 12h, 30d.")
-@with_appcontext
-def token_command(tenant_id: str | None, admin: bool, expires: str) -> None:
-    """Print a bearer token for TENANT_ID (or --admin), as the last line of output."""
-    try:
-        seconds = parse_duration(expires)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--expires") from exc
-    if admin == bool(tenant_id):
-        raise click.UsageError("Give either a TENANT_ID or --admin.")
-    if not admin:
-        try:
-            get_tenant(tenant_id)
-        except ServiceError as exc:
-            raise click.ClickException(exc.message) from exc
-    click.echo(f"# {'admin' if admin else 'tenant ' + tenant_id} token, valid for {expires}", err=True)
-    click.echo(issue_token(tenant_id, seconds, ADMIN if admin else TENANT))
-
-
-@click.command("revoke-tokens")
-@click.argument("tenant_id")
-@with_appcontext
-def revoke_command(tenant_id: str) -> None:
-    """Invalidate every token issued so far for TENANT_ID (all workers, within the memo TTL)."""
-    try:
-        revoke_tokens(tenant_id)
-    except ServiceError as exc:
-        raise click.ClickException(exc.message) from exc
-    seconds = current_app.config["TENANT_MEMO_SECONDS"]
-    click.echo(f"revoked tokens of {tenant_id}; every worker refuses them within {seconds} s")
-
-
-def init_app(app) -> None:
-    tenants_cli.add_command(token_command)
-    tenants_cli.add_command(revoke_command)

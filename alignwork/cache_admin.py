@@ -14,6 +14,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import metrics
+from .cache_backends import CacheUnavailable
 from .services import stats_cache
 from .services.exceptions import ServiceError
 from .services.tenants import get_tenant, list_tenants
@@ -68,7 +69,17 @@ def warm_one(tenant_id: str) -> str:
 
 # -- flask cache ------------------------------------------------------------------------------
 
-cache_cli = AppGroup("cache", help="Inspect and manage the stats cache (only this app's keys).")
+class _CacheGroup(AppGroup):
+    """Every ``flask cache`` command reports an unreachable cache as one line and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CacheUnavailable as exc:
+            raise click.ClickException(f"cache unavailable: {exc}") from exc
+
+
+cache_cli = _CacheGroup("cache", help="Inspect and manage the stats cache (only this app's keys).")
 
 
 def _backend_note() -> str:

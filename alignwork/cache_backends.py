@@ -47,6 +47,10 @@ def resolve_cache_type(name: str) -> str:
     return BACKENDS[short]
 
 
+class CacheUnavailable(RuntimeError):
+    """An operator's inspection could not reach the cache."""
+
+
 class SimpleCache(_SimpleCache):
     """The in-process cache (per worker) with a per-process lock table."""
 
@@ -58,16 +62,18 @@ class SimpleCache(_SimpleCache):
         self._locks: dict[str, list] = {}
         self._locks_guard = threading.Lock()
 
+    def set_ignoring_backoff(self, key: str, value: Any, timeout: Any = None) -> Any:
+        return self.set(key, value, timeout)
+
     @contextmanager
     def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:
-        """Hold the lock for ``key``; yields False if it could not be had within ``wait``.
-
-        ``timeout`` bounds a holder in other backends; a thread here always releases.
-        """
+        """Hold the lock for ``key``; yields False if it could not be had within ``wait``
+        (0: one attempt). ``timeout`` bounds a holder in other backends; a thread here always
+        releases."""
         with self._locks_guard:
             entry = self._locks.setdefault(key, [threading.Lock(), 0])
             entry[1] += 1
-        acquired = entry[0].acquire(timeout=wait)
+        acquired = entry[0].acquire(blocking=wait > 0, timeout=wait if wait > 0 else -1)
         try:
             yield acquired
         finally:
@@ -138,12 +144,12 @@ class RedisCache(_RedisCache):
 
     # -- the circuit breaker -------------------------------------------------------------
 
-    def _guard(self, default: Any, operation, *args: Any, **kwargs: Any) -> Any:
-        if self._down_until > time.monotonic():
+    def _guard(self, default: Any, operation, *args: Any, ignore_backoff: bool = False) -> Any:
+        if self._down_until > time.monotonic() and not ignore_backoff:
             cache_unavailable.set(True)
             return default
         try:
-            result = operation(*args, **kwargs)
+            result = operation(*args)
         except redis.RedisError as exc:
             self._trip(exc)
             return default
@@ -169,10 +175,6 @@ class RedisCache(_RedisCache):
         if was_out:
             log.warning("Redis cache reachable again; caching resumed.")
 
-    @property
-    def available(self) -> bool:
-        return self._down_until <= time.monotonic()
-
     # -- fail-open versions of the operations this app uses ------------------------------
 
     def get(self, key: str) -> Any:
@@ -183,6 +185,11 @@ class RedisCache(_RedisCache):
 
     def set(self, key: str, value: Any, timeout: Any = None) -> Any:
         return self._guard(False, super().set, key, value, timeout)
+
+    def set_ignoring_backoff(self, key: str, value: Any, timeout: Any = None) -> Any:
+        """One attempt even while backing off: for invalidations, which must not be skipped just
+        because this worker saw a timeout that other workers did not."""
+        return self._guard(False, super().set, key, value, timeout, ignore_backoff=True)
 
     def add(self, key: str, value: Any, timeout: Any = None) -> Any:
         return self._guard(False, super().add, key, value, timeout)
@@ -197,13 +204,14 @@ class RedisCache(_RedisCache):
 
     @contextmanager
     def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:
-        """A Redis lock shared by every worker and host; yields False if not had in ``wait``.
+        """A Redis lock shared by every worker and host; yields False if not had in ``wait``
+        (0: one attempt).
 
         ``timeout`` expires the lock if its holder dies. Redis failing counts as not acquired.
         """
         lock = self._write_client.lock(
             self._get_prefix() + "lock:" + key, timeout=timeout, sleep=0.005,
-            blocking_timeout=wait, raise_on_release_error=False,
+            blocking=wait > 0, blocking_timeout=wait or None, raise_on_release_error=False,
         )
         acquired = bool(self._guard(False, lock.acquire))
         try:
@@ -212,33 +220,48 @@ class RedisCache(_RedisCache):
             if acquired:
                 self._guard(None, lock.release)
 
+    # Inspection is for operators: it ignores the back-off and says plainly when Redis is away
+    # (an empty listing would be a lie), by raising CacheUnavailable.
+
+    @contextmanager
+    def _inspecting(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}") from exc
+
+    def _names(self, pattern: str) -> list[bytes]:
+        return list(self._write_client.scan_iter(match=self._get_prefix() + pattern, count=1000))
+
     def keys_with_ttl(self, pattern: str) -> list[tuple[str, float | None]]:
         prefix = self._get_prefix()
-        names = list(self._write_client.scan_iter(match=prefix + pattern, count=500))
-        if not names:
-            return []
-        pipe = self._write_client.pipeline(transaction=False)
-        for name in names:
-            pipe.pttl(name)
-        found = []
-        for name, pttl in zip(names, pipe.execute()):
-            if pttl == -2:
-                continue
-            found.append((name.decode()[len(prefix):], None if pttl == -1 else pttl / 1000))
-        return sorted(found)
+        with self._inspecting():
+            names = self._names(pattern)
+            pipe = self._write_client.pipeline(transaction=False)
+            for name in names:
+                pipe.pttl(name)
+            ttls = pipe.execute() if names else []
+        return sorted(
+            (name.decode()[len(prefix):], None if pttl == -1 else pttl / 1000)
+            for name, pttl in zip(names, ttls) if pttl != -2
+        )
 
     def stored_key(self, key: str) -> str:
         return self._get_prefix() + key
 
     def ttl(self, key: str) -> float | None:
-        pttl = self._write_client.pttl(self._get_prefix() + key)
+        with self._inspecting():
+            pttl = self._write_client.pttl(self._get_prefix() + key)
         return None if pttl < 0 else pttl / 1000
 
     def delete_matching(self, pattern: str) -> int:
-        keys = [k for k, _ in self.keys_with_ttl(pattern)]
-        if keys:
-            self._write_client.delete(*(self._get_prefix() + k for k in keys))
-        return len(keys)
+        with self._inspecting():
+            names = self._names(pattern)
+            if names:
+                self._write_client.delete(*names)
+        return len(names)
 
     def __len__(self) -> int:
-        return len(self.keys_with_ttl("*"))
+        """Keys under this app's prefix (one SCAN of the keyspace: for operators, not requests)."""
+        with self._inspecting():
+            return len(self._names("*"))

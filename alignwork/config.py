@@ -66,6 +66,17 @@ class ConfigurationError(RuntimeError):
     """The configuration cannot be deployed safely; the message says which setting."""
 
 
+MAX_TENANT_MEMO_SECONDS = 30  # how late a revoked token may still be honoured
+
+
+def check_always(config) -> None:
+    if not 0 <= config["TENANT_MEMO_SECONDS"] <= MAX_TENANT_MEMO_SECONDS:
+        raise ConfigurationError(
+            f"TENANT_MEMO_SECONDS must be between 0 and {MAX_TENANT_MEMO_SECONDS}: it bounds how "
+            "long a revoked token keeps working."
+        )
+
+
 def check_production(config) -> None:
     key = config.get("SECRET_KEY")
     needed = config["MIN_SECRET_KEY_BYTES"]
@@ -90,7 +101,11 @@ ENVIRONMENTS: dict[str, type[Config]] = {
 
 
 def environment_name() -> str:
-    return os.environ.get("ALIGNWORK_ENV", "development")
+    name = os.environ.get("ALIGNWORK_ENV", "development")
+    if name not in ENVIRONMENTS:
+        # A typo such as "prod" must not quietly start a development server.
+        raise ConfigurationError(f"ALIGNWORK_ENV must be one of {sorted(ENVIRONMENTS)}, not {name!r}")
+    return name
 
 
 def database_url_from_env() -> str | None:

@@ -11,10 +11,12 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .auth import AuthError
+from .extensions import db
 from .services.exceptions import Conflict, NotFound, ServiceError
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,13 @@ def _auth_error(error: AuthError) -> Response:
     return error_response(error.status, error.message, headers=headers)
 
 
+def _database_unavailable(error: OperationalError) -> Response:
+    db.session.rollback()
+    log.warning("database unavailable or busy: %s", type(error.orig).__name__)
+    return error_response(503, "The database is unavailable or busy; retry shortly.",
+                          headers={"Retry-After": "1"})
+
+
 def _unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return _http_error(error)
@@ -90,4 +99,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(AuthError, _auth_error)
+    app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)

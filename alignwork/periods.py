@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import resources
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -24,7 +25,13 @@ class InvalidTimezone(ValueError):
 
 @lru_cache(maxsize=1)
 def _known_keys() -> frozenset[str]:
-    return frozenset(available_timezones())
+    """IANA keys, from the tzdata package's list: the host's zoneinfo directory also holds
+    names such as ``localtime`` or ``posixrules`` that are files, not zones."""
+    try:
+        listed = resources.files("tzdata").joinpath("zones").read_text().split()
+    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - tzdata is pinned
+        listed = available_timezones() - {"localtime", "posixrules", "Factory"}
+    return frozenset(listed)
 
 
 @lru_cache(maxsize=1024)

@@ -26,6 +26,17 @@ def stats(client, tenant="acme", tz=None):
     return response.headers["X-Cache"], response.get_json()
 
 
+# A Wednesday afternoon in Recife, mid-month (and 23:00 in Tokyo): "five minutes from now"
+# falls in today, this week and this month in every zone used below. The clock keeps ticking.
+NOW = utc(2026, 5, 13, 14)
+
+
+@pytest.fixture(autouse=True)
+def mid_week():
+    with time_machine.travel(NOW, tick=True):
+        yield
+
+
 @pytest.fixture
 def acme(cached_app):
     build = Builder(cached_app)

@@ -142,3 +142,29 @@ def test_flask_shell_has_the_stats_helper(tmp_path):
     assert "key stats:acme:America/Recife:" in out
     assert "value ['month', 'nextMonth', 'today', 'week']" in out
     assert "names ['Appointment', 'Patient', 'Tenant', 'app', 'cache', 'db']" in out
+
+
+UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+@pytest.mark.parametrize("args", [["keys"], ["show", "acme"], ["clear"], ["clear", "--tenant", "acme"]])
+def test_commands_say_so_when_redis_is_unreachable(make_app, args):
+    app = make_app(cache="redis", CACHE_REDIS_URL=UNREACHABLE)
+    Builder(app).tenant("acme")
+    result = app.test_cli_runner().invoke(args=["cache", *args])
+    assert result.exit_code == 1
+    assert "cache unavailable" in result.output and "Traceback" not in result.output
+
+
+def test_cache_metrics_answer_while_redis_is_unreachable(make_app):
+    from tests.conftest import token_for
+
+    app = make_app(cache="redis", CACHE_REDIS_URL=UNREACHABLE)
+    Builder(app).tenant("acme")
+    client = app.test_client()
+    assert client.get(f"{STATS}?tenantId=acme").headers["X-Cache"] == "BYPASS"
+    admin = {"Authorization": f"Bearer {token_for(app, None, scope='admin')}"}
+    response = client.get("/api/v1/appointments/cache-metrics", headers=admin)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["cache_size"] is None and body["bypasses"] >= 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alignwork import create_app
-from alignwork.config import normalise_database_url
+from alignwork.config import ConfigurationError, normalise_database_url
 
 
 @pytest.mark.parametrize("url,expected", [
@@ -56,3 +56,16 @@ def test_factory_creates_a_missing_instance_folder(monkeypatch, tmp_path):
     monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(instance))
     create_app({"TESTING": True})
     assert instance.is_dir()
+
+
+@pytest.mark.parametrize("env", ["prod", "Production", "staging"])
+def test_an_unknown_environment_is_refused(monkeypatch, env):
+    monkeypatch.setenv("ALIGNWORK_ENV", env)
+    with pytest.raises(ConfigurationError, match="ALIGNWORK_ENV"):
+        create_app({"TESTING": True})
+
+
+@pytest.mark.parametrize("seconds", [31, 3600, -1])
+def test_the_tenant_memo_cannot_outlast_the_revocation_bound(seconds):
+    with pytest.raises(ConfigurationError, match="TENANT_MEMO_SECONDS"):
+        create_app({"TESTING": True, "TENANT_MEMO_SECONDS": seconds})

@@ -155,7 +155,8 @@ def test_metrics_are_summed_over_workers(redis_server):
     assert metrics["computations"] == 1 and metrics["hit_rate"] == round(29 / 30, 4)
     assert metrics["cache_size"] >= 2  # the entry and the tenant's generation marker
     assert "acme" not in body.decode()
-    assert redis_server.request("GET", "/api/v1/appointments/cache-metrics", token=redis_server.token)[0] == 403
+    refused = redis_server.request("GET", "/api/v1/appointments/cache-metrics", token=redis_server.token)
+    assert refused[0] == 403 and json.loads(refused[2])["message"] == "This endpoint needs an admin token."
 
     status, _, text = redis_server.request("GET", "/metrics", token=redis_server.admin)
     text = text.decode()
@@ -164,7 +165,8 @@ def test_metrics_are_summed_over_workers(redis_server):
     assert re.search(r'alignwork_http_requests_total\{endpoint="/api/v1/appointments/mega-stats",'
                      r'method="GET",status="200"\} 30\.0', text)
     assert "alignwork_stats_computation_seconds_bucket" in text
-    assert redis_server.request("GET", "/metrics")[0] == 401
+    anonymous = redis_server.request("GET", "/metrics")
+    assert anonymous[0] == 401 and json.loads(anonymous[2])["code"] == 401
     log = redis_server.stop()
     assert len(redis_server.worker_pids(log, "/api/v1/appointments/mega-stats")) >= 2
 

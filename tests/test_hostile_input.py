@@ -25,6 +25,8 @@ HOSTILE = [
     ("get", f"{STATS}?tenantId=acme&tz=" + "A" * 65, {}, 400, "tz"),
     ("get", f"{STATS}?tenantId=acme&tz=America%2F..%2F..%2Fetc", {}, 400, "tz"),
     ("get", f"{STATS}?tenantId=acme&tz=America/Recife%00", {}, 400, "tz"),
+    ("get", f"{STATS}?tenantId=acme&tz=localtime", {}, 400, "tz"),
+    ("get", f"{STATS}?tenantId=acme&tz=posixrules", {}, 400, "tz"),
     ("get", f"{STATS}?tenantId=ACME", {}, 400, "tenantId"),
     ("get", f"{STATS}?tenantId=acme;drop table", {}, 400, "tenantId"),
     ("get", f"{STATS}?tenantId=" + "a" * 65, {}, 400, "tenantId"),

@@ -21,7 +21,8 @@ class Appointment(db.Model):
         CheckConstraint(
             "status IN ('pending', 'confirmed', 'cancelled')", name="status_known"
         ),
-        # Covers the stats query: a range scan per tenant that never touches the table.
+        # Serves the listing (by tenant, ordered by start) and the stats query's fallback,
+        # a range scan per tenant that never touches the table.
         Index("ix_appointments_tenant_starts_status", "tenant_id", "starts_at", "status"),
     )
 
@@ -33,6 +34,11 @@ class Appointment(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Optimistic locking: an UPDATE or DELETE based on a stale read matches no row and fails,
+    # so two racing writes can never both adjust the stats rollup from the same old values.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
 
     def __repr__(self) -> str:
         return f"<Appointment {self.id} {self.tenant_id} {self.starts_at:%Y-%m-%dT%H:%MZ} {self.status}>"

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from . import stats_cache
 from ..extensions import db
@@ -25,6 +26,9 @@ def _commit(tenant_id: str) -> None:
     except IntegrityError as exc:
         db.session.rollback()
         raise Conflict("The change conflicts with stored data.") from exc
+    except StaleDataError as exc:
+        db.session.rollback()
+        raise Conflict("The appointment was changed or deleted meanwhile; reload it and retry.") from exc
     stats_cache.invalidate(tenant_id)
 
 

@@ -25,11 +25,10 @@ Stats = dict[str, dict[str, int]]
 def compute_stats(tenant_id: str, tz_name: str, day: date) -> Stats:
     """Counts of confirmed and pending appointments for the periods around local date ``day``."""
     periods = periods_for_date(parse_timezone(tz_name), day)
-    if all(on_grid(p.start) and on_grid(p.end) for p in periods.values()):
-        return _run(periods, AppointmentCount.bucket, AppointmentCount.status,
-                    func.sum(AppointmentCount.n), AppointmentCount.tenant_id == tenant_id)
-    return _run(periods, Appointment.starts_at, Appointment.status, func.count(),
-                Appointment.tenant_id == tenant_id)
+    if not all(on_grid(p.start) and on_grid(p.end) for p in periods.values()):
+        return compute_stats_from_appointments(tenant_id, tz_name, day)
+    return _run(periods, AppointmentCount.bucket, AppointmentCount.status,
+                func.sum(AppointmentCount.n), AppointmentCount.tenant_id == tenant_id)
 
 
 def compute_stats_from_appointments(tenant_id: str, tz_name: str, day: date) -> Stats:

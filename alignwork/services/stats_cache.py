@@ -27,12 +27,13 @@ from datetime import date, datetime, timezone
 from flask import current_app
 
 from .. import metrics
-from ..cache_backends import cache_unavailable
+from ..cache_backends import CacheUnavailable, cache_unavailable
 from ..extensions import cache
 from ..periods import local_date, parse_timezone
 from .stats import Stats, compute_stats
 
 GENERATION_TTL = 7 * 24 * 3600
+LOCK_POLL_SECONDS = 0.01
 
 
 class Outcome(str, enum.Enum):
@@ -79,10 +80,11 @@ def current_generation(tenant_id: str) -> str:
 def invalidate(tenant_id: str) -> None:
     """Retire every cached entry of the tenant. Call only after the write has committed.
 
-    If the cache is unreachable this does nothing and the write stands; entries written before
-    the outage then live at most ``STATS_CACHE_TTL`` seconds.
+    It is attempted even while this worker backs off from Redis. If the cache is really
+    unreachable it does nothing and the write stands; entries written before the outage then
+    live at most ``STATS_CACHE_TTL`` seconds.
     """
-    cache.set(_generation_key(tenant_id), secrets.token_hex(6), timeout=GENERATION_TTL)
+    cache.cache.set_ignoring_backoff(_generation_key(tenant_id), secrets.token_hex(6), GENERATION_TTL)
 
 
 def _ttl() -> int:
@@ -108,7 +110,8 @@ def _compute(tenant_id: str, tz_name: str, day: date) -> Stats:
 
 
 def _read_through(tenant_id: str, tz_name: str, day: date) -> tuple[Stats, Outcome]:
-    """Cache, else one computation per key (others wait for it), else the database alone.
+    """Cache, else one computation per key while the others poll for its result, else the
+    database alone (cache unavailable, or the computing request slow or gone).
 
     The generation is read before the database, so counts computed from a snapshot older than
     a write are stored under the generation that write retired.
@@ -117,17 +120,28 @@ def _read_through(tenant_id: str, tz_name: str, day: date) -> tuple[Stats, Outco
     value = cache.get(key)
     if value is not None:
         return value, Outcome.HIT
-    if cache_unavailable.get():
-        return _compute(tenant_id, tz_name, day), Outcome.BYPASS
-    backend = cache.cache
     wait = current_app.config["STATS_LOCK_WAIT_SECONDS"]
-    with backend.lock(key, timeout=max(wait, 1) * 2, wait=wait) as acquired:
-        if acquired:
-            value = cache.get(key)  # filled while we waited for the lock?
-            if value is not None:
-                return value, Outcome.HIT
-        value = _compute(tenant_id, tz_name, day)
-        cache.set(key, value, timeout=_ttl())
+    deadline = time.monotonic() + wait
+    while not cache_unavailable.get():
+        with cache.cache.lock(key, timeout=max(wait, 1) * 2, wait=0) as acquired:
+            if acquired:
+                value = cache.get(key)  # stored between our first look and the lock?
+                if value is not None:
+                    return value, Outcome.HIT
+                return _compute_and_store(key, tenant_id, tz_name, day)
+        time.sleep(LOCK_POLL_SECONDS)
+        value = cache.get(key)
+        if value is not None:
+            return value, Outcome.HIT
+        if time.monotonic() >= deadline:
+            break
+    return _compute_and_store(key, tenant_id, tz_name, day)
+
+
+def _compute_and_store(key: str, tenant_id: str, tz_name: str, day: date) -> tuple[Stats, Outcome]:
+    value = _compute(tenant_id, tz_name, day)
+    cache.set(key, value, timeout=_ttl())
+    backend = cache.cache
     if backend.counts_locally:
         metrics.CACHE_ENTRIES.set(len(backend))
     return value, Outcome.BYPASS if cache_unavailable.get() else Outcome.MISS
@@ -156,13 +170,18 @@ def entries(tenant_id: str | None = None) -> list[Entry]:
 
 
 def peek(tenant_id: str, tz_name: str, now: datetime | None = None) -> dict | None:
-    """What a request would be served from the cache right now, or None; never computes."""
-    generation = cache.get(_generation_key(tenant_id))
-    if generation is None:
-        return None
+    """What a request would be served from the cache right now, or None; never computes.
+    Raises ``CacheUnavailable`` rather than claim an unreachable cache holds nothing."""
     day = local_date(parse_timezone(tz_name), now or datetime.now(timezone.utc))
-    key = str(StatsKey(tenant_id, tz_name, day, generation))
-    value = cache.get(key)
+    reset = cache_unavailable.set(False)
+    try:
+        generation = cache.get(_generation_key(tenant_id))
+        key = str(StatsKey(tenant_id, tz_name, day, generation or ""))
+        value = cache.get(key) if generation else None
+        if cache_unavailable.get():
+            raise CacheUnavailable("the cache could not be read")
+    finally:
+        cache_unavailable.reset(reset)
     if value is None:
         return None
     return {"key": cache.cache.stored_key(key), "ttl": cache.cache.ttl(key), "value": value}
@@ -181,10 +200,14 @@ def clear(tenant_id: str | None = None) -> int:
     return removed
 
 
-def cache_size() -> int:
-    """Keys this app holds in the cache (entries and generation markers), over all workers."""
+def cache_size() -> int | None:
+    """Keys this app holds in the cache (entries, generation markers and any lock being held),
+    over all workers; None when the cache cannot be reached."""
     backend = cache.cache
     if backend.counts_locally:
         metrics.CACHE_ENTRIES.set(len(backend))
         return metrics.summed_cache_entries()
-    return len(backend)
+    try:
+        return len(backend)
+    except CacheUnavailable:
+        return None

@@ -1,8 +1,8 @@
-"""Tenants: creation, listing, and the lookup every API request makes.
+"""Tenants: creation, listing, token revocation, and the lookup every API request makes.
 
-The lookup is memoised per process (``TenantMemo``) so that a cached stats request runs no SQL.
-Tenants are created but never renamed or moved to another zone through the API, so a short
-memo can only be stale after an operator edits the database by hand.
+The lookup is memoised per process (``TenantMemo``) so that a cached stats request runs no SQL
+while the memo is fresh. The memo's lifetime is also how long a worker may keep honouring a
+token after ``revoke_tokens``, hence its bound of 30 seconds.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
-import click
 from flask import current_app
-from flask.cli import AppGroup
 from sqlalchemy import select
 
 from ..extensions import db
@@ -132,27 +130,3 @@ def list_tenants() -> list[TenantInfo]:
 
 def init_app(app) -> None:
     app.extensions["alignwork.tenant_memo"] = TenantMemo(ttl=app.config["TENANT_MEMO_SECONDS"])
-    app.cli.add_command(tenants_cli)
-
-
-tenants_cli = AppGroup("tenants", help="Create and list tenants.")
-
-
-@tenants_cli.command("create")
-@click.argument("tenant_id")
-@click.option("--name", help="Display name (defaults to the id).")
-@click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True, help="IANA time zone.")
-def create_command(tenant_id: str, name: str | None, timezone: str) -> None:
-    """Create a tenant."""
-    try:
-        info = create_tenant(tenant_id, name, timezone)
-    except ServiceError as exc:
-        raise click.ClickException(exc.message) from exc
-    click.echo(f"created tenant {info.id} ({info.name}, {info.timezone})")
-
-
-@tenants_cli.command("list")
-def list_command() -> None:
-    """List tenants: id, time zone, name."""
-    for info in list_tenants():
-        click.echo(f"{info.id}\t{info.timezone}\t{info.name}")
