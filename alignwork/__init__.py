@@ -27,7 +27,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     _finish_config(app)
     app.json.sort_keys = False
 
-    from . import cache_admin, errors, metrics, security, tenant_commands
+    from . import auth, cache_admin, errors, metrics, security, tenant_commands
     from .blueprints import appointments, health, operations, patients
     from .cache_backends import resolve_cache_type
     from .extensions import api, cache, db, migrate
@@ -50,6 +50,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     security.init_app(app)
     metrics.init_app(app)
+    auth.init_app(app)
     tenant_commands.init_app(app)
     cache_admin.init_app(app)
 

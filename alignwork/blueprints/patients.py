@@ -12,13 +12,13 @@ blp = ApiBlueprint("patients", __name__, url_prefix="/api/v1/patients", descript
 
 @blp.route("")
 class Patients(MethodView):
-    @blp.arguments(PageQuerySchema, location="query")
+    @blp.arguments(PageQuerySchema(), location="query")
     @blp.response(200, PatientPageSchema)
     def get(self, args):
         """List the tenant's patients."""
         return patients.list_patients(current_tenant().id, args["page"], args["page_size"])
 
-    @blp.arguments(PatientCreateSchema)
+    @blp.arguments(PatientCreateSchema())
     @blp.response(201, PatientSchema)
     def post(self, data):
         """Register a patient."""

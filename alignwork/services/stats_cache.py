@@ -2,12 +2,14 @@
 
 Keys are readable, so they can be listed and deleted per tenant on either backend::
 
-    stats:<tenant>:<tz>:<local date>:<generation>
+    stats:<tenant>:<tz>:<local date>      ->  (generation, stats)
+    gen:<tenant>                          ->  generation
 
 The local date is taken in the requested zone, so an entry stops being used at that zone's
-midnight. The generation is a random token per tenant, replaced after every committed write:
-readers build their key from the current token, so a write invalidates every zone and date of
-the tenant without scanning keys. A random token cannot repeat after an eviction or restart.
+midnight. The generation is a random token per tenant, replaced after every committed write;
+an entry counts only if it was computed under the current one. So a write retires every zone
+and date of the tenant at once, without scanning keys, and a random token cannot come back
+after an eviction or restart. Both keys are read in one round trip (``get_many``).
 
 Why not ``@cache.memoize``: its keys are hashes of the arguments plus a version fetched on
 every call (Flask-Caching 2.5 builds them internally and ignores a replaced
@@ -47,15 +49,14 @@ class StatsKey:
     tenant_id: str
     tz_name: str
     day: date
-    generation: str
 
     def __str__(self) -> str:
-        return f"stats:{self.tenant_id}:{self.tz_name}:{self.day.isoformat()}:{self.generation}"
+        return f"stats:{self.tenant_id}:{self.tz_name}:{self.day.isoformat()}"
 
     @classmethod
     def parse(cls, key: str) -> StatsKey:
-        _, tenant_id, tz_name, day, generation = key.split(":")
-        return cls(tenant_id, tz_name, date.fromisoformat(day), generation)
+        _, tenant_id, tz_name, day = key.split(":")
+        return cls(tenant_id, tz_name, date.fromisoformat(day))
 
 
 def tenant_pattern(tenant_id: str | None = None) -> str:
@@ -67,14 +68,12 @@ def _generation_key(tenant_id: str) -> str:
     return f"gen:{tenant_id}"
 
 
-def current_generation(tenant_id: str) -> str:
-    generation = cache.get(_generation_key(tenant_id))
-    if generation is None:
-        candidate = secrets.token_hex(6)
-        if cache.add(_generation_key(tenant_id), candidate, timeout=GENERATION_TTL):
-            return candidate
-        generation = cache.get(_generation_key(tenant_id)) or candidate
-    return generation
+def _new_generation(tenant_id: str) -> str:
+    """Start a generation for a tenant that has none (first use, eviction, Redis restart)."""
+    candidate = secrets.token_hex(6)
+    if cache.add(_generation_key(tenant_id), candidate, timeout=GENERATION_TTL):
+        return candidate
+    return cache.get(_generation_key(tenant_id)) or candidate
 
 
 def invalidate(tenant_id: str) -> None:
@@ -97,27 +96,29 @@ def get_stats(tenant_id: str, tz_name: str, now: datetime | None = None) -> tupl
     day = local_date(parse_timezone(tz_name), now or datetime.now(timezone.utc))
     reset = cache_unavailable.set(False)
     try:
-        value, outcome = _read_through(tenant_id, tz_name, day)
+        value, outcome = _read_through(tenant_id, str(StatsKey(tenant_id, tz_name, day)), tz_name, day)
     finally:
         cache_unavailable.reset(reset)
     metrics.record_lookup(outcome.value, time.perf_counter() - started)
     return value, outcome
 
 
-def _compute(tenant_id: str, tz_name: str, day: date) -> Stats:
-    with metrics.timed_computation():
-        return compute_stats(tenant_id, tz_name, day)
+def _lookup(tenant_id: str, key: str) -> tuple[str | None, Stats | None]:
+    """The tenant's generation and the entry, if the entry was computed under it."""
+    generation, entry = cache.get_many(_generation_key(tenant_id), key)
+    if generation is not None and entry is not None and entry[0] == generation:
+        return generation, entry[1]
+    return generation, None
 
 
-def _read_through(tenant_id: str, tz_name: str, day: date) -> tuple[Stats, Outcome]:
+def _read_through(tenant_id: str, key: str, tz_name: str, day: date) -> tuple[Stats, Outcome]:
     """Cache, else one computation per key while the others poll for its result, else the
     database alone (cache unavailable, or the computing request slow or gone).
 
     The generation is read before the database, so counts computed from a snapshot older than
-    a write are stored under the generation that write retired.
+    a write are stored under the generation that write retired, and never served.
     """
-    key = str(StatsKey(tenant_id, tz_name, day, current_generation(tenant_id)))
-    value = cache.get(key)
+    generation, value = _lookup(tenant_id, key)
     if value is not None:
         return value, Outcome.HIT
     wait = current_app.config["STATS_LOCK_WAIT_SECONDS"]
@@ -125,22 +126,25 @@ def _read_through(tenant_id: str, tz_name: str, day: date) -> tuple[Stats, Outco
     while not cache_unavailable.get():
         with cache.cache.lock(key, timeout=max(wait, 1) * 2, wait=0) as acquired:
             if acquired:
-                value = cache.get(key)  # stored between our first look and the lock?
+                generation, value = _lookup(tenant_id, key)  # stored while we reached the lock?
                 if value is not None:
                     return value, Outcome.HIT
-                return _compute_and_store(key, tenant_id, tz_name, day)
+                return _compute_and_store(key, generation or _new_generation(tenant_id), tenant_id,
+                                          tz_name, day)
         time.sleep(LOCK_POLL_SECONDS)
-        value = cache.get(key)
+        generation, value = _lookup(tenant_id, key)
         if value is not None:
             return value, Outcome.HIT
         if time.monotonic() >= deadline:
             break
-    return _compute_and_store(key, tenant_id, tz_name, day)
+    return _compute_and_store(key, generation or _new_generation(tenant_id), tenant_id, tz_name, day)
 
 
-def _compute_and_store(key: str, tenant_id: str, tz_name: str, day: date) -> tuple[Stats, Outcome]:
-    value = _compute(tenant_id, tz_name, day)
-    cache.set(key, value, timeout=_ttl())
+def _compute_and_store(key: str, generation: str, tenant_id: str, tz_name: str, day: date
+                       ) -> tuple[Stats, Outcome]:
+    with metrics.timed_computation():
+        value = compute_stats(tenant_id, tz_name, day)
+    cache.set(key, (generation, value), timeout=_ttl())
     backend = cache.cache
     if backend.counts_locally:
         metrics.CACHE_ENTRIES.set(len(backend))
@@ -154,30 +158,30 @@ def _compute_and_store(key: str, tenant_id: str, tz_name: str, day: date) -> tup
 class Entry:
     key: StatsKey
     ttl: float | None
-    current: bool  # built from the tenant's current generation (older ones are never read)
+    current: bool  # computed under the tenant's current generation (others are never served)
 
 
 def entries(tenant_id: str | None = None) -> list[Entry]:
     """This app's stats entries, optionally of one tenant, without touching any of them."""
-    found = []
-    generations: dict[str, str | None] = {}
-    for name, ttl in cache.cache.keys_with_ttl(tenant_pattern(tenant_id)):
-        key = StatsKey.parse(name)
-        if key.tenant_id not in generations:
-            generations[key.tenant_id] = cache.get(_generation_key(key.tenant_id))
-        found.append(Entry(key, ttl, key.generation == generations[key.tenant_id]))
-    return found
+    listed = cache.cache.keys_with_ttl(tenant_pattern(tenant_id))
+    keys = [StatsKey.parse(name) for name, _ in listed]
+    tenants = sorted({key.tenant_id for key in keys})
+    values = cache.get_many(*(name for name, _ in listed), *map(_generation_key, tenants))
+    generations = dict(zip(tenants, values[len(listed):]))
+    return [
+        Entry(key, ttl, value is not None and value[0] == generations[key.tenant_id])
+        for key, (_, ttl), value in zip(keys, listed, values)
+    ]
 
 
 def peek(tenant_id: str, tz_name: str, now: datetime | None = None) -> dict | None:
     """What a request would be served from the cache right now, or None; never computes.
     Raises ``CacheUnavailable`` rather than claim an unreachable cache holds nothing."""
     day = local_date(parse_timezone(tz_name), now or datetime.now(timezone.utc))
+    key = str(StatsKey(tenant_id, tz_name, day))
     reset = cache_unavailable.set(False)
     try:
-        generation = cache.get(_generation_key(tenant_id))
-        key = str(StatsKey(tenant_id, tz_name, day, generation or ""))
-        value = cache.get(key) if generation else None
+        _, value = _lookup(tenant_id, key)
         if cache_unavailable.get():
             raise CacheUnavailable("the cache could not be read")
     finally:
