@@ -1,0 +1,113 @@
+"""Single requests the harness makes itself: reading the cache metrics, and the stampede.
+
+The stampede needs something wrk cannot do: open 200 connections first and release all 200
+requests at one instant, then read every answer's X-Cache. A barrier over plain
+``http.client`` threads does that; it is a test client sending 200 requests once, not a load
+generator (wrk does all the sustained load).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+METRICS_PATH = "/api/v1/appointments/cache-metrics"
+METRIC_NAMES = ("computations", "hits", "misses", "bypasses")
+
+
+@dataclass
+class Answer:
+    status: int  # 0: no answer (connection error or timeout)
+    x_cache: str
+    seconds: float
+    error: str = ""
+
+
+def get(url: str, token: str | None = None, timeout: float = 10) -> Answer:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    started = time.perf_counter()
+    try:
+        return _send(conn, _target(parts), token, started)
+    finally:
+        conn.close()
+
+
+def metrics(base_url: str, admin_token: str) -> dict[str, int] | None:
+    """The server's cache counters summed over its workers, or None while the endpoint does
+    not answer them (absent, refused or malformed)."""
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("GET", METRICS_PATH, headers={"Authorization": f"Bearer {admin_token}"})
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            return None
+        data = json.loads(body)
+        return {name: int(data[name]) for name in METRIC_NAMES}
+    except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def metrics_delta(before: dict[str, int] | None, after: dict[str, int] | None) -> dict[str, int] | None:
+    if before is None or after is None:
+        return None
+    return {name: after[name] - before[name] for name in METRIC_NAMES}
+
+
+def burst(url: str, token: str, count: int, timeout: float = 30) -> list[Answer]:
+    """``count`` requests on ``count`` connections opened beforehand, released together."""
+    parts = urlsplit(url)
+    target = _target(parts)
+    barrier = threading.Barrier(count, timeout=timeout)
+    answers: list[Answer | None] = [None] * count
+
+    def one(index: int) -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        try:
+            conn.connect()
+        except OSError as exc:
+            conn = None
+            error = f"connect: {type(exc).__name__}"
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            answers[index] = Answer(0, "", 0.0, "barrier broken")
+            return
+        if conn is None:
+            answers[index] = Answer(0, "", 0.0, error)
+            return
+        try:
+            answers[index] = _send(conn, target, token, time.perf_counter())
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 2 * timeout + 10
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [a if a is not None else Answer(0, "", 0.0, "no answer in time") for a in answers]
+
+
+def _target(parts) -> str:
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _send(conn: http.client.HTTPConnection, target: str, token: str | None, started: float) -> Answer:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        conn.request("GET", target, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return Answer(response.status, response.getheader("X-Cache", ""), time.perf_counter() - started)
+    except (OSError, http.client.HTTPException) as exc:
+        return Answer(0, "", time.perf_counter() - started, type(exc).__name__)
