@@ -70,26 +70,25 @@ def seed_tenant(
     patient_ids = list(db.session.scalars(select(Patient.id).where(Patient.tenant_id == tenant_id)))
     anchor = datetime.now(parse_timezone(tenant.timezone)).date()
     rows = appointment_rows(tenant_id, patient_ids, appointments, tenant.timezone, anchor, seed)
+    # Core bulk inserts fire no ORM events, so the rollup is adjusted here, once per bucket at
+    # the end (not per batch: rewriting the same rows would bloat them on PostgreSQL), in the
+    # same transaction.
+    counts: Counter = Counter()
     batch: list[dict] = []
     for row in rows:
         batch.append(row)
+        counts[(row["tenant_id"], bucket_of(row["starts_at"]), row["status"])] += 1
         if len(batch) == BATCH:
-            _insert(batch)
+            db.session.execute(insert(Appointment.__table__), batch)
             progress(len(batch))
             batch = []
     if batch:
-        _insert(batch)
+        db.session.execute(insert(Appointment.__table__), batch)
         progress(len(batch))
+    adjust(db.session.connection(), counts)
     db.session.commit()
     stats_cache.invalidate(tenant_id)
     return appointments
-
-
-def _insert(rows: list[dict]) -> None:
-    """A Core bulk insert (no ORM events), so the rollup is adjusted here, in the same transaction."""
-    db.session.execute(insert(Appointment.__table__), rows)
-    adjust(db.session.connection(), Counter(
-        (row["tenant_id"], bucket_of(row["starts_at"]), row["status"]) for row in rows))
 
 
 @click.command("seed")
