@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-SCENARIOS = ("hit", "miss", "stampede", "outage", "growth")
+SCENARIOS = ("hit", "miss", "stampede", "outage", "growth", "profile")
 DATABASES = ("sqlite", "postgresql")
 CACHES = ("simple", "redis")
 WORKER_CLASSES = ("sync", "gthread")

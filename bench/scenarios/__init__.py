@@ -1,4 +1,4 @@
-"""The five measurements of issue 6, one module each, sharing one :class:`Context`.
+"""The benchmark's measurements, one module each, sharing one :class:`Context`.
 
 A scenario reads the plan, starts what it needs through the stack, adds rows to the report and
 leaves nothing running behind it.

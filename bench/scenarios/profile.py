@@ -1,0 +1,55 @@
+"""6. Where a HIT's time goes: pyinstrument over the HIT path and over the floor.
+
+Run in-process through Flask's test client on SimpleCache (no network, no gunicorn, no wrk),
+so the tree shows the application's own work per request. A missed HIT/floor target is read
+against it: everything under the view, the tenancy hook and the metrics hooks is what the
+floor does not do.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pyinstrument import Profiler
+from pyinstrument.renderers import ConsoleRenderer
+
+from . import CLINIC, FLOOR, MEGA_STATS, Context
+
+SCENARIO = "6 profile"
+REQUESTS = 3000
+# The test client's own frames are noise here: they are not part of a served request.
+HIDE = r".*/(werkzeug/test|flask/testing)\.py"
+
+
+def run(ctx: Context) -> None:
+    from alignwork import create_app
+    from alignwork.auth import issue_token
+
+    ctx.clinic_token()  # seeds the tenant
+    app = create_app({"SQLALCHEMY_DATABASE_URI": ctx.main.url, "SECRET_KEY": "profile-" + "k" * 40,
+                      "CACHE_TYPE": "SimpleCache", "BENCH_FLOOR": True, "STATS_CACHE_TTL": 3600})
+    with app.app_context():
+        headers = {"Authorization": f"Bearer {issue_token(CLINIC, 3600)}"}
+    client = app.test_client()
+    requests = 300 if ctx.plan.quick else REQUESTS
+    for path, kwargs in ((MEGA_STATS, {"headers": headers}), (FLOOR, {})):
+        assert client.get(path, **kwargs).status_code == 200  # warm: the stats are cached now
+        text, per_request = _profile(client, path, kwargs, requests)
+        name = "HIT" if path == MEGA_STATS else "floor"
+        ctx.report.add(SCENARIO, "SimpleCache, in-process", f"{name}: time per request (profiled)",
+                       round(per_request * 1e6), "µs")
+        ctx.report.section(f"Profile: {name} ({requests} requests, pyinstrument, frames ≥ 2 %)",
+                           "```\n" + text.strip("\n") + "\n```")
+
+
+def _profile(client, path: str, kwargs: dict, requests: int) -> tuple[str, float]:
+    profiler = Profiler(interval=0.0001)
+    started = time.perf_counter()
+    profiler.start()
+    for _ in range(requests):
+        client.get(path, **kwargs)
+    profiler.stop()
+    elapsed = time.perf_counter() - started
+    renderer = ConsoleRenderer(unicode=False, color=False, time="percent_of_total",
+                               processor_options={"filter_threshold": 0.02, "hide_regex": HIDE})
+    return profiler.output(renderer), elapsed / requests
