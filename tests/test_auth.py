@@ -253,3 +253,37 @@ def test_development_generates_a_key_and_warns(tmp_path):
     result = _import_wsgi({}, tmp_path)
     assert result.returncode == 0
     assert "No SECRET_KEY configured" in result.stderr
+
+
+ADMIN_ENDPOINTS = ["/api/v1/appointments/cache-metrics", "/metrics"]
+
+
+@pytest.mark.parametrize("path", ADMIN_ENDPOINTS)
+@pytest.mark.parametrize("variant", ["none", "malformed", "forged", "expired"])
+def test_admin_endpoints_refuse_bad_tokens_with_401(app, client, path, variant):
+    now = time.time()
+    tokens = {
+        "none": None,
+        "malformed": "not.a.token",
+        "forged": URLSafeSerializer("another-key-" + "x" * 40, salt=SALT).dumps(
+            {"sub": None, "scope": "admin", "iat": now, "exp": int(now) + 3600}),
+        "expired": token_for(app, None, expires_in=60, scope="admin"),
+    }
+    headers = {"Authorization": f"Bearer {tokens[variant]}"} if tokens[variant] else {}
+    with time_machine.travel(now + (61 if variant == "expired" else 0), tick=False):
+        response = client.get(path, headers=headers, auth=False)
+    assert_401(response)
+
+
+@pytest.mark.parametrize("path", ADMIN_ENDPOINTS)
+def test_admin_endpoints_refuse_tenant_tokens_and_serve_admins(app, client, build, path):
+    build.tenant("acme")
+    tenant = client.get(path, headers={"Authorization": f"Bearer {token_for(app, 'acme')}"})
+    assert tenant.status_code == 403
+    assert tenant.get_json()["message"] == "This endpoint needs an admin token."
+    admin = client.get(path, headers={"Authorization": f"Bearer {token_for(app, None, scope='admin')}"})
+    assert admin.status_code == 200
+    if path == "/metrics":
+        assert b"alignwork_http_requests_total" in admin.data
+    else:
+        assert {"hits", "misses", "bypasses", "hit_rate", "cache_size"} <= set(admin.get_json())
