@@ -24,6 +24,9 @@ SALT = "alignwork.api-token.v1"
 TENANT, ADMIN = "tenant", "admin"
 _DURATION = re.compile(r"^(\d{1,6})([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# What URLSafeSerializer produces: base64url payload (a leading "." if compressed), then the
+# 27-character base64url HMAC-SHA1 signature.
+_CANONICAL = re.compile(r"^\.?[A-Za-z0-9_-]{1,480}\.[A-Za-z0-9_-]{27}$")
 
 
 class AuthError(Exception):
@@ -65,8 +68,14 @@ class VerifiedTokens:
         self._lock = threading.Lock()
 
     def claims(self, token: str) -> dict:
+        if not _CANONICAL.match(token):
+            # itsdangerous would also accept other spellings of a valid token (its base64
+            # decoder skips stray characters); refusing them keeps one memo entry per token.
+            raise BadSignature("not a token this service issues")
         with self._lock:
             found = self._claims.get(token)
+            if found is not None:
+                self._claims.move_to_end(token)
         if found is not None:
             return found
         found = _serializer().loads(token)  # BadSignature for anything not signed by us

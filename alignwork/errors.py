@@ -80,11 +80,33 @@ def _auth_error(error: AuthError) -> Response:
     return error_response(error.status, error.message, headers=headers)
 
 
-def _database_unavailable(error: OperationalError) -> Response:
+# SQLSTATE classes meaning "try again": connection exceptions, operator intervention
+# (shutdown), serialization failure, deadlock, statement timeout.
+_TRANSIENT_SQLSTATES = ("08", "57P", "40001", "40P01", "57014")
+_TRANSIENT_SQLITE = ("database is locked", "database table is locked", "unable to open database file")
+
+
+def _is_transient(error: OperationalError) -> bool:
+    if error.connection_invalidated:
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate.startswith(_TRANSIENT_SQLSTATES)
+    if hasattr(error.orig, "sqlstate"):  # psycopg, no server answer: could not connect
+        return True
+    return any(text in str(error.orig) for text in _TRANSIENT_SQLITE)
+
+
+def _database_error(error: OperationalError) -> Response:
+    """An unreachable or busy database is a 503 to retry; any other OperationalError (a missed
+    migration, say) is a bug, logged in full and answered 500."""
     db.session.rollback()
-    log.warning("database unavailable or busy: %s", type(error.orig).__name__)
-    return error_response(503, "The database is unavailable or busy; retry shortly.",
-                          headers={"Retry-After": "1"})
+    if _is_transient(error):
+        log.warning("database unavailable or busy: %s: %s", type(error.orig).__name__, error.orig)
+        return error_response(503, "The database is unavailable or busy; retry shortly.",
+                              headers={"Retry-After": "1"})
+    log.error("database error", exc_info=error)
+    return error_response(500, InternalServerError.description)
 
 
 def _unexpected(error: Exception) -> Response:
@@ -99,5 +121,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(AuthError, _auth_error)
-    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(OperationalError, _database_error)
     app.register_error_handler(Exception, _unexpected)

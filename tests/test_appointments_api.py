@@ -241,3 +241,28 @@ def test_readiness_is_503_when_the_database_is_unreachable(make_app, tmp_path):
                       SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
     response = broken.test_client().get("/readyz")
     assert response.status_code == 503 and response.get_json()["message"] == "Database unreachable."
+
+
+def test_an_unreachable_database_is_a_503_to_retry(make_app):
+    from tests.conftest import require_postgres, token_for
+
+    require_postgres()
+    app = make_app(create_schema=False,
+                   SQLALCHEMY_DATABASE_URI="postgresql+psycopg://postgres@127.0.0.1:1/test",
+                   SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}})
+    response = app.test_client().get(
+        "/api/v1/appointments/mega-stats",
+        headers={"Authorization": f"Bearer {token_for(app, 'acme')}"}, auth=False)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["message"] == "The database is unavailable or busy; retry shortly."
+
+
+def test_a_database_bug_is_a_500_not_a_503(make_app):
+    from tests.conftest import token_for
+
+    app = make_app(create_schema=False)  # no tables: as if a migration had not been run
+    response = app.test_client().get(
+        "/api/v1/appointments/mega-stats",
+        headers={"Authorization": f"Bearer {token_for(app, 'acme')}"}, auth=False)
+    assert response.status_code == 500 and "Retry-After" not in response.headers
+    assert response.get_json()["code"] == 500

@@ -287,3 +287,28 @@ def test_admin_endpoints_refuse_tenant_tokens_and_serve_admins(app, client, buil
         assert b"alignwork_http_requests_total" in admin.data
     else:
         assert {"hits", "misses", "bypasses", "hit_rate", "cache_size"} <= set(admin.get_json())
+
+
+@pytest.mark.parametrize("scope", ["tenant", "admin"])
+def test_a_remembered_token_still_expires(app, client, build, scope):
+    build.tenant("acme")
+    token = token_for(app, "acme" if scope == "tenant" else None, expires_in=60, scope=scope)
+    path = "/api/v1/appointments/mega-stats" if scope == "tenant" else "/api/v1/appointments/cache-metrics"
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get(path, headers=headers).status_code == 200   # verified, and remembered
+    with time_machine.travel(time.time() + 61, tick=False):
+        response = client.get(path, headers=headers)
+    assert_401(response)
+    assert response.get_json()["message"] == "Token expired."
+
+
+def test_other_spellings_of_a_valid_token_are_refused_and_not_remembered(app, client, build):
+    build.tenant("acme")
+    token = token_for(app, "acme")
+    assert client.get("/api/v1/appointments/mega-stats",
+                      headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    for suffix in ("!", "@@@@", "~" * 50):
+        response = client.get("/api/v1/appointments/mega-stats",
+                              headers={"Authorization": f"Bearer {token}{suffix}"})
+        assert_401(response)
+    assert len(app.extensions["alignwork.verified_tokens"]._claims) == 1

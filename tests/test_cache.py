@@ -307,3 +307,26 @@ def test_a_write_on_one_instance_invalidates_the_other(make_app):
     assert stats(second.test_client())[0] == "HIT"
     build.appointments("acme", [(_soon(), "confirmed")])
     assert stats(second.test_client())[0] == "MISS"
+
+
+def test_counts_read_before_a_racing_write_are_never_served_after_it(cached_app, client, acme, monkeypatch):
+    """The generation is taken before the database: a computation that read its counts just
+    before a write committed stores them under the generation that write retired."""
+    from alignwork.services import stats_cache
+
+    patient = acme.patient("acme")
+    real = stats_cache.compute_stats
+    raced = []
+
+    def compute_then_write(*args):
+        counts = real(*args)
+        if not raced:  # another request's write commits after our read, before we store
+            raced.append(acme.appointments("acme", [(_soon(), "confirmed")], patient_id=patient))
+        return counts
+
+    monkeypatch.setattr(stats_cache, "compute_stats", compute_then_write)
+    outcome, stale = stats(client)
+    assert outcome == "MISS" and stale["today"]["confirmed"] == 0
+    outcome, fresh = stats(client)
+    assert outcome == "MISS" and fresh["today"]["confirmed"] == 1
+    assert stats(client) == ("HIT", fresh)

@@ -27,3 +27,23 @@ def test_downgrade_removes_everything(make_app, database):
         upgrade()
         downgrade(revision="base")
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+
+
+def test_inserts_that_do_not_name_the_version_still_work(make_app, database):
+    """Raw SQL, or the previous release during a deploy, does not know the version column."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import text
+
+    app = make_app(database=database, create_schema=False)
+    zone = None if database == "sqlite" else timezone.utc
+    at = datetime(2026, 5, 13, 12, tzinfo=zone)
+    with app.app_context():
+        upgrade()
+        db.session.execute(text("INSERT INTO tenants (id, name, timezone, created_at) VALUES ('a', 'A', 'UTC', :at)"), {"at": at})
+        db.session.execute(text("INSERT INTO patients (id, tenant_id, name, created_at) VALUES (1, 'a', 'P', :at)"), {"at": at})
+        db.session.execute(text(
+            "INSERT INTO appointments (tenant_id, patient_id, starts_at, duration_min, status, created_at, updated_at) "
+            "VALUES ('a', 1, :at, 30, 'pending', :at, :at)"), {"at": at})
+        db.session.commit()
+        assert db.session.execute(text("SELECT version FROM appointments")).scalar_one() == 1

@@ -36,6 +36,7 @@ from .stats import Stats, compute_stats
 
 GENERATION_TTL = 7 * 24 * 3600
 LOCK_POLL_SECONDS = 0.01
+LOCK_RETRY_EVERY = 10  # polls: waiters look for the value often, try the lock seldom
 
 
 class Outcome(str, enum.Enum):
@@ -54,9 +55,13 @@ class StatsKey:
         return f"stats:{self.tenant_id}:{self.tz_name}:{self.day.isoformat()}"
 
     @classmethod
-    def parse(cls, key: str) -> StatsKey:
-        _, tenant_id, tz_name, day = key.split(":")
-        return cls(tenant_id, tz_name, date.fromisoformat(day))
+    def parse(cls, key: str) -> StatsKey | None:
+        """The key's parts, or None for a key of another shape (an older release's)."""
+        try:
+            _, tenant_id, tz_name, day = key.split(":")
+            return cls(tenant_id, tz_name, date.fromisoformat(day))
+        except ValueError:
+            return None
 
 
 def tenant_pattern(tenant_id: str | None = None) -> str:
@@ -123,15 +128,18 @@ def _read_through(tenant_id: str, key: str, tz_name: str, day: date) -> tuple[St
         return value, Outcome.HIT
     wait = current_app.config["STATS_LOCK_WAIT_SECONDS"]
     deadline = time.monotonic() + wait
+    polls = 0
     while not cache_unavailable.get():
-        with cache.cache.lock(key, timeout=max(wait, 1) * 2, wait=0) as acquired:
-            if acquired:
-                generation, value = _lookup(tenant_id, key)  # stored while we reached the lock?
-                if value is not None:
-                    return value, Outcome.HIT
-                return _compute_and_store(key, generation or _new_generation(tenant_id), tenant_id,
-                                          tz_name, day)
+        if polls % LOCK_RETRY_EVERY == 0:  # the holder may have failed to store its result
+            with cache.cache.lock(key, timeout=max(wait, 1) * 2, wait=0) as acquired:
+                if acquired:
+                    generation, value = _lookup(tenant_id, key)  # stored meanwhile?
+                    if value is not None:
+                        return value, Outcome.HIT
+                    return _compute_and_store(key, generation or _new_generation(tenant_id),
+                                              tenant_id, tz_name, day)
         time.sleep(LOCK_POLL_SECONDS)
+        polls += 1
         generation, value = _lookup(tenant_id, key)
         if value is not None:
             return value, Outcome.HIT
@@ -162,15 +170,24 @@ class Entry:
 
 
 def entries(tenant_id: str | None = None) -> list[Entry]:
-    """This app's stats entries, optionally of one tenant, without touching any of them."""
-    listed = cache.cache.keys_with_ttl(tenant_pattern(tenant_id))
-    keys = [StatsKey.parse(name) for name, _ in listed]
+    """This app's stats entries, optionally of one tenant, without touching any of them.
+    Raises ``CacheUnavailable`` rather than report entries it could not read."""
+    listed = [(StatsKey.parse(name), name, ttl)
+              for name, ttl in cache.cache.keys_with_ttl(tenant_pattern(tenant_id))]
+    listed = [(key, name, ttl) for key, name, ttl in listed if key is not None]
+    keys = [key for key, _, _ in listed]
     tenants = sorted({key.tenant_id for key in keys})
-    values = cache.get_many(*(name for name, _ in listed), *map(_generation_key, tenants))
+    reset = cache_unavailable.set(False)
+    try:
+        values = cache.get_many(*(name for _, name, _ in listed), *map(_generation_key, tenants))
+        if cache_unavailable.get():
+            raise CacheUnavailable("the cache could not be read")
+    finally:
+        cache_unavailable.reset(reset)
     generations = dict(zip(tenants, values[len(listed):]))
     return [
         Entry(key, ttl, value is not None and value[0] == generations[key.tenant_id])
-        for key, (_, ttl), value in zip(keys, listed, values)
+        for (key, _, ttl), value in zip(listed, values)
     ]
 
 

@@ -13,10 +13,10 @@ depends_on = None
 
 
 def upgrade():
+    # The server default stays: inserts that do not name the column (raw SQL, workers still
+    # running the previous release during a deploy) keep working.
     with op.batch_alter_table('appointments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('version', sa.Integer(), nullable=False, server_default='1'))
-    with op.batch_alter_table('appointments', schema=None) as batch_op:
-        batch_op.alter_column('version', server_default=None)
 
 
 def downgrade():
