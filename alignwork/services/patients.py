@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Patient
@@ -28,7 +28,3 @@ def get_patient(tenant_id: str, patient_id: int, field: str = "id") -> Patient:
 def list_patients(tenant_id: str, page: int, page_size: int) -> Page:
     query = select(Patient).where(Patient.tenant_id == tenant_id).order_by(Patient.id)
     return paginate(query, page, page_size)
-
-
-def count_patients(tenant_id: str) -> int:
-    return db.session.scalar(select(func.count()).where(Patient.tenant_id == tenant_id))
