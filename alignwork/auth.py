@@ -18,7 +18,7 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from .services.exceptions import ServiceError
-from .services.tenants import get_tenant
+from .services.tenants import TenantInfo, get_tenant
 
 SALT = "alignwork.api-token.v1"
 TENANT, ADMIN = "tenant", "admin"
@@ -41,7 +41,7 @@ class AuthError(Exception):
 @dataclass(frozen=True)
 class Principal:
     scope: str
-    tenant_id: str | None
+    tenant: TenantInfo | None  # None for admin tokens
 
 
 def parse_duration(text: str) -> int:
@@ -116,7 +116,7 @@ def authenticate(header: str | None) -> Principal:
         raise AuthError("Invalid token.") from None
     if tenant.tokens_revoked_at is not None and claims.get("iat", 0) <= tenant.tokens_revoked_at:
         raise AuthError("Token revoked.")
-    return Principal(TENANT, tenant.id)
+    return Principal(TENANT, tenant)
 
 
 def init_app(app) -> None:

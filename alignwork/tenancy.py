@@ -10,7 +10,7 @@ from flask import g, request
 
 from .auth import ADMIN, AuthError, Principal, authenticate
 from .services.exceptions import ServiceError
-from .services.tenants import TenantInfo, get_tenant, is_valid_tenant_id
+from .services.tenants import TenantInfo, is_valid_tenant_id
 
 FIELD = "tenantId"
 _WRITES = ("POST", "PUT", "PATCH")
@@ -48,9 +48,9 @@ def resolve_tenant() -> None:
     if principal.scope == ADMIN:
         raise AuthError("Admin tokens cannot act for a tenant; use the tenant's token.", 403)
     named = _named_tenant_id()
-    if named is not None and named != principal.tenant_id:
+    if named is not None and named != principal.tenant.id:
         raise AuthError("tenantId does not match the token's tenant.", 403)
-    g.tenant = get_tenant(principal.tenant_id)
+    g.tenant = principal.tenant
 
 
 def require_admin() -> None:

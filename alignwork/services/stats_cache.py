@@ -23,6 +23,8 @@ from __future__ import annotations
 import enum
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
@@ -169,6 +171,19 @@ class Entry:
     current: bool  # computed under the tenant's current generation (others are never served)
 
 
+@contextmanager
+def _read_or_raise() -> Iterator[None]:
+    """For operators' reads: the fail-open backend answers "nothing" when it cannot read, which
+    must not pass for an empty cache, so that becomes ``CacheUnavailable``."""
+    reset = cache_unavailable.set(False)
+    try:
+        yield
+        if cache_unavailable.get():
+            raise CacheUnavailable("the cache could not be read")
+    finally:
+        cache_unavailable.reset(reset)
+
+
 def entries(tenant_id: str | None = None) -> list[Entry]:
     """This app's stats entries, optionally of one tenant, without touching any of them.
     Raises ``CacheUnavailable`` rather than report entries it could not read."""
@@ -177,13 +192,8 @@ def entries(tenant_id: str | None = None) -> list[Entry]:
     listed = [(key, name, ttl) for key, name, ttl in listed if key is not None]
     keys = [key for key, _, _ in listed]
     tenants = sorted({key.tenant_id for key in keys})
-    reset = cache_unavailable.set(False)
-    try:
+    with _read_or_raise():
         values = cache.get_many(*(name for _, name, _ in listed), *map(_generation_key, tenants))
-        if cache_unavailable.get():
-            raise CacheUnavailable("the cache could not be read")
-    finally:
-        cache_unavailable.reset(reset)
     generations = dict(zip(tenants, values[len(listed):]))
     return [
         Entry(key, ttl, value is not None and value[0] == generations[key.tenant_id])
@@ -196,13 +206,8 @@ def peek(tenant_id: str, tz_name: str, now: datetime | None = None) -> dict | No
     Raises ``CacheUnavailable`` rather than claim an unreachable cache holds nothing."""
     day = local_date(parse_timezone(tz_name), now or datetime.now(timezone.utc))
     key = str(StatsKey(tenant_id, tz_name, day))
-    reset = cache_unavailable.set(False)
-    try:
+    with _read_or_raise():
         _, value = _lookup(tenant_id, key)
-        if cache_unavailable.get():
-            raise CacheUnavailable("the cache could not be read")
-    finally:
-        cache_unavailable.reset(reset)
     if value is None:
         return None
     return {"key": cache.cache.stored_key(key), "ttl": cache.cache.ttl(key), "value": value}
