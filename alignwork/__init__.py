@@ -27,11 +27,11 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     _finish_config(app)
     app.json.sort_keys = False
 
-    from . import auth, cache_admin, errors, metrics, security, tenant_commands
+    from . import auth, commands, errors, http_metrics, security
     from .blueprints import appointments, health, operations, patients
     from .cache_backends import resolve_cache_type
     from .extensions import api, cache, db, migrate
-    from .services import seeding, stats, tenants
+    from .services import tenants
 
     app.config["CACHE_TYPE"] = resolve_cache_type(app.config["CACHE_TYPE"])
     db.init_app(app)
@@ -49,20 +49,10 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(bench.bp)
     errors.init_app(app)
     security.init_app(app)
-    metrics.init_app(app)
+    http_metrics.init_app(app)
     auth.init_app(app)
-    tenant_commands.init_app(app)
-    cache_admin.init_app(app)
-
     tenants.init_app(app)
-    seeding.init_app(app)
-    stats.init_app(app)
-
-    @app.shell_context_processor
-    def _shell_context() -> dict[str, Any]:
-        from . import models
-
-        return {"db": db, "cache": cache, **{name: getattr(models, name) for name in models.__all__}}
+    commands.init_app(app)
 
     return app
 

@@ -6,7 +6,9 @@ this module: each worker then writes its samples to files there, and a scrape (`
 that happened to answer. Without it (tests, ``flask shell``) they describe this process.
 
 The metric objects are process-wide by design (prometheus_client keeps them in a registry);
-labels are bounded: route templates, never raw paths, and never tenant ids.
+labels are bounded: route templates, never raw paths, and never tenant ids. This module knows
+nothing of requests, so services may import it: the request hooks are in ``http_metrics.py``
+and the operator endpoints in ``blueprints/operations.py``.
 """
 
 from __future__ import annotations
@@ -16,15 +18,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import Flask, Response, g, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     multiprocess,
 )
 
@@ -115,25 +114,3 @@ def cache_summary(cache_size: int | None) -> dict:
         "avg_miss_time_ms": average_ms("MISS"),
         "cache_size": cache_size,
     }
-
-
-def prometheus_response() -> Response:
-    return Response(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
-
-
-def _start_timer() -> None:
-    g._metrics_started = time.perf_counter()
-
-
-def _observe(response: Response) -> Response:
-    started = g.pop("_metrics_started", None)
-    if started is not None:
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        HTTP_LATENCY.labels(endpoint, request.method).observe(time.perf_counter() - started)
-        HTTP_REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
-    return response
-
-
-def init_app(app: Flask) -> None:
-    app.before_request(_start_timer)
-    app.after_request(_observe)

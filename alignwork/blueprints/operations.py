@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from flask import Response
 from flask.views import MethodView
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from marshmallow import Schema, fields
 
 from .. import metrics
@@ -41,4 +43,4 @@ class PrometheusMetrics(MethodView):
     @blp.response(200, {"type": "string"}, content_type="text/plain")
     def get(self):
         """Prometheus text format (send the admin token as a bearer token)."""
-        return metrics.prometheus_response()
+        return Response(generate_latest(metrics.registry()), content_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,4 @@
-"""Deterministic demo data, loaded in bulk: ``flask seed --tenant demo --appointments N``."""
+"""Deterministic demo data, loaded in bulk (``flask seed`` is its command)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta, timezone
 
-import click
-from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 
 from ..extensions import db
@@ -16,7 +14,6 @@ from ..models import Appointment, Patient, Tenant
 from ..models.appointment_count import adjust, bucket_of
 from ..periods import parse_timezone
 from . import stats_cache
-from .exceptions import ServiceError
 from .tenants import create_tenant
 
 BATCH = 20_000
@@ -89,26 +86,3 @@ def seed_tenant(
     db.session.commit()
     stats_cache.invalidate(tenant_id)
     return appointments
-
-
-@click.command("seed")
-@with_appcontext
-@click.option("--tenant", "tenant_id", default="demo", show_default=True)
-@click.option("--appointments", "count", type=click.IntRange(0, 10_000_000), default=1000, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed: same seed, same data.")
-@click.option("--if-empty", is_flag=True, help="Do nothing if the tenant already has appointments.")
-def seed_command(tenant_id: str, count: int, seed: int, if_empty: bool) -> None:
-    """Load deterministic demo appointments (created the tenant if it does not exist)."""
-    with click.progressbar(length=count, label=f"seeding {tenant_id}") as bar:
-        try:
-            inserted = seed_tenant(tenant_id, count, seed=seed, if_empty=if_empty, progress=bar.update)
-        except ServiceError as exc:
-            raise click.ClickException(exc.message) from exc
-    if inserted:
-        click.echo(f"inserted {inserted} appointments for {tenant_id}")
-    else:
-        click.echo(f"{tenant_id} already has appointments; nothing inserted")
-
-
-def init_app(app) -> None:
-    app.cli.add_command(seed_command)

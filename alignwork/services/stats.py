@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
-import click
-from flask.cli import AppGroup
 from sqlalchemy import and_, delete, func, select
 
 from ..extensions import db
@@ -76,23 +74,3 @@ def rebuild_counts(tenant_id: str | None = None) -> int:
     adjust(session.connection(), deltas)
     session.commit()
     return sum(deltas.values())
-
-
-stats_cli = AppGroup("stats", help="Maintain the data behind mega-stats.")
-
-
-@stats_cli.command("rebuild-counts")
-@click.option("--tenant", help="Only this tenant.")
-def rebuild_command(tenant: str | None) -> None:
-    """Recompute the 15-minute rollup from the appointments table."""
-    from . import stats_cache
-    from .tenants import list_tenants
-
-    counted = rebuild_counts(tenant)
-    for tenant_id in [tenant] if tenant else [t.id for t in list_tenants()]:
-        stats_cache.invalidate(tenant_id)
-    click.echo(f"rebuilt counts from {counted} appointments")
-
-
-def init_app(app) -> None:
-    app.cli.add_command(stats_cli)

@@ -1,73 +1,23 @@
-"""Looking inside the stats cache: the ``stats`` helper of ``flask shell`` and ``flask cache``.
+"""``flask cache``: look inside the stats cache and manage it (only this app's keys).
 
-Both work on SimpleCache (this process's cache only) and on RedisCache (the shared one), and
-touch only this app's keys.
+The commands share their operations with the ``stats`` helper of ``flask shell``
+(``commands/shell.py``). On RedisCache they see the cache every worker shares; on SimpleCache
+only this process's own.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import metrics
-from .cache_backends import CacheUnavailable
-from .services import stats_cache
-from .services.exceptions import ServiceError
-from .services.tenants import get_tenant, list_tenants
+from ..cache_backends import CacheUnavailable
+from ..services.exceptions import ServiceError
+from ..services.tenants import get_tenant
+from .shell import StatsShell, tenants_named, warm_one
 
-
-class StatsShell:
-    """``stats`` in ``flask shell``: the same operations as ``flask cache``, returning data."""
-
-    USAGE = "stats.peek(tenant, tz=None), stats.keys(tenant=None), stats.clear(tenant=None), " \
-            "stats.warm(tenant=None), stats.metrics()"
-
-    def peek(self, tenant: str, tz: str | None = None) -> dict | None:
-        """The cached value a request would get now, its key and seconds left; None if not cached."""
-        return stats_cache.peek(tenant, tz or get_tenant(tenant).timezone)
-
-    def keys(self, tenant: str | None = None) -> list[dict[str, Any]]:
-        return [_describe(entry) for entry in stats_cache.entries(tenant)]
-
-    def clear(self, tenant: str | None = None) -> int:
-        return stats_cache.clear(tenant)
-
-    def warm(self, tenant: str | None = None) -> dict[str, str]:
-        """Compute and store today's stats of each tenant in its own zone: {tenant: outcome}."""
-        return {t.id: warm_one(t.id) for t in _tenants(tenant)}
-
-    def metrics(self) -> dict:
-        return metrics.cache_summary(stats_cache.cache_size())
-
-    def __repr__(self) -> str:
-        return f"<stats helper: {self.USAGE}>"
-
-
-def _describe(entry: stats_cache.Entry) -> dict[str, Any]:
-    return {
-        "tenant": entry.key.tenant_id,
-        "tz": entry.key.tz_name,
-        "date": entry.key.day.isoformat(),
-        "ttl": None if entry.ttl is None else round(entry.ttl, 1),
-        "current": entry.current,
-        "key": str(entry.key),
-    }
-
-
-def _tenants(tenant: str | None):
-    return [get_tenant(tenant)] if tenant else list_tenants()
-
-
-def warm_one(tenant_id: str) -> str:
-    _, outcome = stats_cache.get_stats(tenant_id, get_tenant(tenant_id).timezone)
-    return outcome.value
-
-
-# -- flask cache ------------------------------------------------------------------------------
 
 class _CacheGroup(AppGroup):
     """Every ``flask cache`` command reports an unreachable cache as one line and exit code 1."""
@@ -130,7 +80,7 @@ def clear_command(tenant: str | None) -> None:
 def warm_command(tenant: str | None) -> None:
     """Compute and store each tenant's stats in its own zone; exits non-zero if any failed."""
     try:
-        tenants = _tenants(tenant)
+        tenants = tenants_named(tenant)
     except ServiceError as exc:
         raise click.ClickException(exc.message) from exc
     failed = []
@@ -155,7 +105,3 @@ def stats_command() -> None:
 
 def init_app(app) -> None:
     app.cli.add_command(cache_cli)
-
-    @app.shell_context_processor
-    def _stats_helper() -> dict[str, Any]:
-        return {"stats": StatsShell()}

@@ -6,10 +6,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .auth import ADMIN, TENANT, issue_token, parse_duration
-from .models import DEFAULT_TIMEZONE
-from .services.exceptions import ServiceError
-from .services.tenants import create_tenant, get_tenant, list_tenants, revoke_tokens
+from ..auth import ADMIN, TENANT, issue_token, parse_duration
+from ..models import DEFAULT_TIMEZONE
+from ..services.exceptions import ServiceError
+from ..services.tenants import create_tenant, get_tenant, list_tenants, revoke_tokens
 
 tenants_cli = AppGroup("tenants", help="Tenants and their API tokens.")
 

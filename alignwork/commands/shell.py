@@ -1,0 +1,65 @@
+"""``flask shell``: the app, ``db``, ``cache``, the models, and a ``stats`` helper that does what
+``flask cache`` does but returns data instead of printing it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import metrics, models
+from ..extensions import cache, db
+from ..services import stats_cache
+from ..services.tenants import get_tenant, list_tenants
+
+
+class StatsShell:
+    """``stats`` in ``flask shell``: the same operations as ``flask cache``, returning data."""
+
+    USAGE = "stats.peek(tenant, tz=None), stats.keys(tenant=None), stats.clear(tenant=None), " \
+            "stats.warm(tenant=None), stats.metrics()"
+
+    def peek(self, tenant: str, tz: str | None = None) -> dict | None:
+        """The cached value a request would get now, its key and seconds left; None if not cached."""
+        return stats_cache.peek(tenant, tz or get_tenant(tenant).timezone)
+
+    def keys(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        return [_describe(entry) for entry in stats_cache.entries(tenant)]
+
+    def clear(self, tenant: str | None = None) -> int:
+        return stats_cache.clear(tenant)
+
+    def warm(self, tenant: str | None = None) -> dict[str, str]:
+        """Compute and store today's stats of each tenant in its own zone: {tenant: outcome}."""
+        return {t.id: warm_one(t.id) for t in tenants_named(tenant)}
+
+    def metrics(self) -> dict:
+        return metrics.cache_summary(stats_cache.cache_size())
+
+    def __repr__(self) -> str:
+        return f"<stats helper: {self.USAGE}>"
+
+
+def _describe(entry: stats_cache.Entry) -> dict[str, Any]:
+    return {
+        "tenant": entry.key.tenant_id,
+        "tz": entry.key.tz_name,
+        "date": entry.key.day.isoformat(),
+        "ttl": None if entry.ttl is None else round(entry.ttl, 1),
+        "current": entry.current,
+        "key": str(entry.key),
+    }
+
+
+def tenants_named(tenant: str | None):
+    return [get_tenant(tenant)] if tenant else list_tenants()
+
+
+def warm_one(tenant_id: str) -> str:
+    _, outcome = stats_cache.get_stats(tenant_id, get_tenant(tenant_id).timezone)
+    return outcome.value
+
+
+def init_app(app) -> None:
+    @app.shell_context_processor
+    def _shell_context() -> dict[str, Any]:
+        return {"db": db, "cache": cache, "stats": StatsShell(),
+                **{name: getattr(models, name) for name in models.__all__}}
