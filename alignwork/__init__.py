@@ -28,18 +28,22 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
 
     from . import auth, commands, errors, http_metrics, security
-    from .blueprints import appointments, health, operations, patients
-    from .cache_backends import resolve_cache_type
+    from .blueprints import appointments, health, operations, patients, stats
+    from .cache_backends import is_shared, resolve_cache_type
+    from .config import default_cache_timeout
     from .extensions import api, cache, db, migrate
-    from .services import tenants
+    from .services import invalidation
 
     app.config["CACHE_TYPE"] = resolve_cache_type(app.config["CACHE_TYPE"])
+    if app.config["CACHE_DEFAULT_TIMEOUT"] is None:
+        app.config["CACHE_DEFAULT_TIMEOUT"] = default_cache_timeout(is_shared(app.config["CACHE_TYPE"]))
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     cache.init_app(app)
     api.init_app(app)
 
     api.register_blueprint(patients.blp)
+    api.register_blueprint(stats.blp)
     api.register_blueprint(appointments.blp)
     api.register_blueprint(operations.blp)
     app.register_blueprint(health.bp)
@@ -51,7 +55,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     http_metrics.init_app(app)
     auth.init_app(app)
-    tenants.init_app(app)
+    invalidation.init_app(app)
     commands.init_app(app)
 
     return app

@@ -2,8 +2,12 @@
 
 A token is an itsdangerous-signed payload: tenant id, scope, issue and expiry times. Nothing is
 stored per token; ``flask tenants revoke-tokens`` records a cut-off time on the tenant, and a
-token issued before it is refused. Workers learn the cut-off through the tenant memo, so a
-revocation reaches every worker within ``TENANT_MEMO_SECONDS``.
+token issued before it is refused. Workers read the cut-off from the tenant record in the cache,
+which the revocation rewrites (``services/tenants.py``).
+
+Checking a request takes two steps, so that the stats path can read the tenant record in the
+same cache round trip as its stats: ``read_claims`` (signature and expiry, no I/O), then
+``admit`` (the tenant's cut-off).
 """
 
 from __future__ import annotations
@@ -93,8 +97,17 @@ def issue_token(tenant_id: str | None, expires_in: int, scope: str = TENANT) -> 
     return _serializer().dumps(payload)
 
 
-def authenticate(header: str | None) -> Principal:
-    """The principal behind an ``Authorization`` header, or ``AuthError`` (401)."""
+@dataclass(frozen=True)
+class Claims:
+    """What a token says, its signature and expiry checked; not yet its revocation."""
+
+    scope: str
+    tenant_id: str | None
+    issued_at: float
+
+
+def read_claims(header: str | None) -> Claims:
+    """The verified claims of an ``Authorization`` header, or ``AuthError`` (401)."""
     if not header:
         raise AuthError("Authentication required: send Authorization: Bearer <token>.")
     scheme, _, token = header.partition(" ")
@@ -108,15 +121,27 @@ def authenticate(header: str | None) -> Principal:
         raise AuthError("Invalid token.")
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= time.time():
         raise AuthError("Token expired.")
-    if claims["scope"] == ADMIN:
-        return Principal(ADMIN, None)
-    try:
-        tenant = get_tenant(claims.get("sub"))
-    except ServiceError:
-        raise AuthError("Invalid token.") from None
-    if tenant.tokens_revoked_at is not None and claims.get("iat", 0) <= tenant.tokens_revoked_at:
+    issued = claims.get("iat", 0)
+    return Claims(claims["scope"], claims.get("sub"), issued if isinstance(issued, (int, float)) else 0)
+
+
+def admit(claims: Claims, tenant: TenantInfo) -> Principal:
+    """The principal, if the tenant's tokens were not revoked since this one was issued."""
+    if tenant.tokens_revoked_at is not None and claims.issued_at <= tenant.tokens_revoked_at:
         raise AuthError("Token revoked.")
     return Principal(TENANT, tenant)
+
+
+def authenticate(header: str | None) -> Principal:
+    """The principal behind an ``Authorization`` header, or ``AuthError`` (401)."""
+    claims = read_claims(header)
+    if claims.scope == ADMIN:
+        return Principal(ADMIN, None)
+    try:
+        tenant = get_tenant(claims.tenant_id)
+    except ServiceError:
+        raise AuthError("Invalid token.") from None
+    return admit(claims, tenant)
 
 
 def init_app(app) -> None:

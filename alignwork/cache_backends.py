@@ -1,11 +1,18 @@
 """Flask-Caching backends with what the stats cache needs beyond get and set.
 
-Both add a ``lock`` (one computation per cold key), key listing with remaining TTLs (for the
-``flask cache`` commands and the shell), and a way to tell the caller that the cache could not
-be used. ``CACHE_TYPE = "SimpleCache"`` or ``"RedisCache"`` in the config resolves to these.
+``CACHE_TYPE = "SimpleCache"`` or ``"RedisCache"`` resolves to the classes here, so
+``cache.cache`` is always a ``StatsBackend``: the one interface ``services/stats_cache.py`` and
+``services/tenants.py`` use. It adds to Flask-Caching's backends
 
-The Redis one fails open: any Redis error, or a call made while backing off after one, behaves
-like a miss or a no-op instead of raising. Flask-Caching's own decorators do catch backend
+- reads and writes that *say* when the cache could not be used (``fetch`` returns None,
+  ``store`` False) instead of looking like a miss, so a request can answer BYPASS;
+- ``force_store``: one attempt even while backing off, for invalidations;
+- a ``lock`` per key (one computation per cold key);
+- listing and deleting by pattern with remaining TTLs, for operators (``CacheUnavailable``
+  when the cache cannot be read: an empty listing would be a lie).
+
+The Redis one fails open: any Redis error, or a call made while backing off after one, is
+reported as "not used" instead of raising. Flask-Caching's own decorators do catch backend
 errors, but re-raise them when the app is in debug mode and log a traceback per request
 otherwise; catching them here gives one code path, one warning per outage and no timeout paid
 per request while Redis is away.
@@ -17,21 +24,18 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from fnmatch import fnmatchcase
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from flask_caching.backends.rediscache import RedisCache as _RedisCache
 from flask_caching.backends.simplecache import SimpleCache as _SimpleCache
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from werkzeug.utils import import_string
 
 log = logging.getLogger(__name__)
-
-#: Set to True by a backend call that could not use the cache in the current context.
-cache_unavailable: ContextVar[bool] = ContextVar("cache_unavailable", default=False)
 
 BACKENDS = {
     "SimpleCache": "alignwork.cache_backends.SimpleCache",
@@ -47,14 +51,54 @@ def resolve_cache_type(name: str) -> str:
     return BACKENDS[short]
 
 
+def is_shared(cache_type: str) -> bool:
+    """Whether a resolved ``CACHE_TYPE`` is seen by every process."""
+    return import_string(cache_type).shared
+
+
 class CacheUnavailable(RuntimeError):
     """An operator's inspection could not reach the cache."""
 
 
-class SimpleCache(_SimpleCache):
-    """The in-process cache (per worker) with a per-process lock table."""
+class StatsBackend(Protocol):
+    """What this app asks of a cache backend, beyond Flask-Caching's own methods."""
 
-    counts_locally = True  # its size is this process's; metrics sum it over workers
+    #: True when every process sees the same entries (Redis); False for a per-process cache,
+    #: which a separate ``flask`` process cannot reach.
+    shared: bool
+
+    def fetch(self, *keys: str) -> list[Any] | None:
+        """The values (None where absent) in one round trip, or None if the cache was not used."""
+
+    def store(self, key: str, value: Any, timeout: float) -> bool:
+        """Whether the value was stored (False: the cache was not used)."""
+
+    def force_store(self, key: str, value: Any, timeout: float) -> bool:
+        """``store``, attempted even while backing off after a failure."""
+
+    def create(self, key: str, value: Any, timeout: float) -> bool | None:
+        """Store only if absent: True if stored, False if present, None if not used."""
+
+    def lock(self, key: str, timeout: float, wait: float) -> AbstractContextManager[bool]:
+        """Hold the lock named ``key``; yields whether it was had within ``wait`` seconds."""
+
+    def keys_with_ttl(self, pattern: str) -> list[tuple[str, float | None]]:
+        """Live keys matching the glob and seconds left (None: no expiry)."""
+
+    def stored_key(self, key: str) -> str:
+        """The key as the cache holds it (with the prefix)."""
+
+    def delete_matching(self, pattern: str) -> int: ...
+
+    def size(self) -> int:
+        """Keys this app holds (entries, generations, records, locks)."""
+
+
+class SimpleCache(_SimpleCache):
+    """The in-process cache (per worker) with a per-process lock table. It is always there,
+    so ``fetch`` and ``store`` never report it unused."""
+
+    shared = False
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -62,14 +106,20 @@ class SimpleCache(_SimpleCache):
         self._locks: dict[str, list] = {}
         self._locks_guard = threading.Lock()
 
-    def set_ignoring_backoff(self, key: str, value: Any, timeout: Any = None) -> Any:
-        return self.set(key, value, timeout)
+    def fetch(self, *keys: str) -> list[Any]:
+        return self.get_many(*keys)
+
+    def store(self, key: str, value: Any, timeout: float) -> bool:
+        return bool(self.set(key, value, timeout))
+
+    force_store = store
+
+    def create(self, key: str, value: Any, timeout: float) -> bool:
+        return bool(self.add(key, value, timeout))
 
     @contextmanager
     def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:
-        """Hold the lock for ``key``; yields False if it could not be had within ``wait``
-        (0: one attempt). ``timeout`` bounds a holder in other backends; a thread here always
-        releases."""
+        """``timeout`` bounds a holder in other backends; a thread here always releases."""
         with self._locks_guard:
             entry = self._locks.setdefault(key, [threading.Lock(), 0])
             entry[1] += 1
@@ -85,8 +135,6 @@ class SimpleCache(_SimpleCache):
                     self._locks.pop(key, None)
 
     def keys_with_ttl(self, pattern: str) -> list[tuple[str, float | None]]:
-        """Live keys matching the glob ``pattern`` (as Redis SCAN would) and seconds left
-        (None: never expires)."""
         now = time.time()
         found = []
         for key, (expires, _) in list(self._cache.items()):
@@ -97,26 +145,23 @@ class SimpleCache(_SimpleCache):
     def stored_key(self, key: str) -> str:
         return key
 
-    def ttl(self, key: str) -> float | None:
-        entry = self._cache.get(key)
-        if entry is None or entry[0] == 0:
-            return None
-        return max(0.0, entry[0] - time.time())
-
     def delete_matching(self, pattern: str) -> int:
         keys = [k for k, _ in self.keys_with_ttl(pattern)]
         for key in keys:
             self.delete(key)
         return len(keys)
 
-    def __len__(self) -> int:
+    def size(self) -> int:
         return len(self._cache)
+
+
+_UNUSED = object()  # what a guarded Redis call returns when Redis was not used
 
 
 class RedisCache(_RedisCache):
     """Redis shared by every worker and host, failing open with a back-off."""
 
-    counts_locally = False
+    shared = True
 
     def __init__(self, *args: Any, backoff_seconds: float = 5.0, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -144,21 +189,20 @@ class RedisCache(_RedisCache):
 
     # -- the circuit breaker -------------------------------------------------------------
 
-    def _guard(self, default: Any, operation, *args: Any, ignore_backoff: bool = False) -> Any:
+    def _guard(self, operation, *args: Any, ignore_backoff: bool = False) -> Any:
+        """``operation(*args)``, or ``_UNUSED`` while backing off or when Redis fails."""
         if self._down_until > time.monotonic() and not ignore_backoff:
-            cache_unavailable.set(True)
-            return default
+            return _UNUSED
         try:
             result = operation(*args)
         except redis.RedisError as exc:
             self._trip(exc)
-            return default
+            return _UNUSED
         if self._in_outage:
             self._recover()
         return result
 
     def _trip(self, exc: Exception) -> None:
-        cache_unavailable.set(True)
         with self._state_lock:
             self._down_until = time.monotonic() + self.backoff_seconds
             first = not self._in_outage
@@ -175,53 +219,61 @@ class RedisCache(_RedisCache):
         if was_out:
             log.warning("Redis cache reachable again; caching resumed.")
 
-    # -- fail-open versions of the operations this app uses ------------------------------
+    # -- StatsBackend ----------------------------------------------------------------------
+
+    def fetch(self, *keys: str) -> list[Any] | None:
+        found = self._guard(super().get_many, *keys)
+        return None if found is _UNUSED else found
+
+    def store(self, key: str, value: Any, timeout: float) -> bool:
+        return self._guard(super().set, key, value, timeout) is True
+
+    def force_store(self, key: str, value: Any, timeout: float) -> bool:
+        """One attempt even while backing off: an invalidation must not be skipped just because
+        this worker saw a timeout that other workers did not."""
+        return self._guard(super().set, key, value, timeout, ignore_backoff=True) is True
+
+    def create(self, key: str, value: Any, timeout: float) -> bool | None:
+        added = self._guard(super().add, key, value, timeout)
+        return None if added is _UNUSED else bool(added)
+
+    # Flask-Caching's own methods fail open too, for code that uses ``cache`` directly.
 
     def get(self, key: str) -> Any:
-        return self._guard(None, super().get, key)
+        found = self._guard(super().get, key)
+        return None if found is _UNUSED else found
 
     def get_many(self, *keys: str) -> list[Any]:
-        return self._guard([None] * len(keys), super().get_many, *keys)
+        return self.fetch(*keys) or [None] * len(keys)
 
-    def set(self, key: str, value: Any, timeout: Any = None) -> Any:
-        return self._guard(False, super().set, key, value, timeout)
+    def set(self, key: str, value: Any, timeout: Any = None) -> bool:
+        return self._guard(super().set, key, value, timeout) is True
 
-    def set_ignoring_backoff(self, key: str, value: Any, timeout: Any = None) -> Any:
-        """One attempt even while backing off: for invalidations, which must not be skipped just
-        because this worker saw a timeout that other workers did not."""
-        return self._guard(False, super().set, key, value, timeout, ignore_backoff=True)
+    def add(self, key: str, value: Any, timeout: Any = None) -> bool:
+        return self._guard(super().add, key, value, timeout) is True
 
-    def add(self, key: str, value: Any, timeout: Any = None) -> Any:
-        return self._guard(False, super().add, key, value, timeout)
+    def delete(self, key: str) -> bool:
+        return self._guard(super().delete, key) is True
 
-    def delete(self, key: str) -> Any:
-        return self._guard(False, super().delete, key)
-
-    def has(self, key: str) -> Any:
-        return self._guard(False, super().has, key)
-
-    # -- locks and inspection ------------------------------------------------------------
+    def has(self, key: str) -> bool:
+        return self._guard(super().has, key) is True
 
     @contextmanager
     def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:
-        """A Redis lock shared by every worker and host; yields False if not had in ``wait``
-        (0: one attempt).
-
-        ``timeout`` expires the lock if its holder dies. Redis failing counts as not acquired.
-        """
+        """A Redis lock shared by every worker and host. ``timeout`` expires it if its holder
+        dies; Redis failing counts as not acquired."""
         lock = self._write_client.lock(
-            self._get_prefix() + "lock:" + key, timeout=timeout, sleep=0.005,
+            self._get_prefix() + key, timeout=timeout, sleep=0.005,
             blocking=wait > 0, blocking_timeout=wait or None, raise_on_release_error=False,
         )
-        acquired = bool(self._guard(False, lock.acquire))
+        acquired = self._guard(lock.acquire) is True
         try:
             yield acquired
         finally:
             if acquired:
-                self._guard(None, lock.release)
+                self._guard(lock.release)
 
-    # Inspection is for operators: it ignores the back-off and says plainly when Redis is away
-    # (an empty listing would be a lie), by raising CacheUnavailable.
+    # Inspection is for operators: it ignores the back-off and says plainly when Redis is away.
 
     @contextmanager
     def _inspecting(self) -> Iterator[None]:
@@ -249,11 +301,6 @@ class RedisCache(_RedisCache):
     def stored_key(self, key: str) -> str:
         return self._get_prefix() + key
 
-    def ttl(self, key: str) -> float | None:
-        with self._inspecting():
-            pttl = self._write_client.pttl(self._get_prefix() + key)
-        return None if pttl < 0 else pttl / 1000
-
     def delete_matching(self, pattern: str) -> int:
         with self._inspecting():
             names = self._names(pattern)
@@ -261,7 +308,7 @@ class RedisCache(_RedisCache):
                 self._write_client.delete(*names)
         return len(names)
 
-    def __len__(self) -> int:
-        """Keys under this app's prefix (one SCAN of the keyspace: for operators, not requests)."""
+    def size(self) -> int:
+        """One SCAN of the keyspace: for operators and scrapes, not requests."""
         with self._inspecting():
             return len(self._names("*"))

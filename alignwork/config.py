@@ -19,19 +19,20 @@ class Config:
     # Flask-Caching. The short names are resolved to this app's backends (see cache_backends).
     CACHE_TYPE = "SimpleCache"
     CACHE_KEY_PREFIX = "alignwork:"
-    CACHE_DEFAULT_TIMEOUT = 30
+    # The safety net under invalidation: the longest an entry (or tenant record) lives after a
+    # write the app never saw. None: SHARED_CACHE_TIMEOUT on a shared cache, LOCAL_CACHE_TIMEOUT
+    # on a per-process one (whose entries other processes' writes cannot reach).
+    CACHE_DEFAULT_TIMEOUT: int | None = None
+    # How long past that an entry is kept, to answer (STALE) while the database is down.
+    CACHE_STALE_SECONDS = 3600
     CACHE_THRESHOLD = 10_000
     CACHE_REDIS_URL = "redis://127.0.0.1:6379/0"
     # A cache that answers slowly must not make the API slow: fail fast, then back off.
     CACHE_REDIS_SOCKET_TIMEOUT = 0.5
     CACHE_BACKOFF_SECONDS = 5.0
 
-    STATS_CACHE_TTL = 30
     # Longest a request waits for another one computing the same stats before computing itself.
     STATS_LOCK_WAIT_SECONDS = 5.0
-    # Process-local memo of tenant records, so a cached stats request runs no SQL at all. It also
-    # bounds how long a revoked token keeps working in a worker, so keep it at 30 s or less.
-    TENANT_MEMO_SECONDS = 15
 
     # Signs the API tokens. Production refuses to start without one of at least 32 bytes.
     SECRET_KEY: str | None = None
@@ -66,15 +67,29 @@ class ConfigurationError(RuntimeError):
     """The configuration cannot be deployed safely; the message says which setting."""
 
 
-MAX_TENANT_MEMO_SECONDS = 30  # how late a revoked token may still be honoured
+SHARED_CACHE_TIMEOUT = 900
+LOCAL_CACHE_TIMEOUT = 30
+
+# Settings of earlier releases, refused rather than silently ignored.
+_REPLACED = {
+    "STATS_CACHE_TTL": "CACHE_DEFAULT_TIMEOUT (entries now live until a write invalidates them; "
+                       "this is only the safety net)",
+    "TENANT_MEMO_SECONDS": "CACHE_DEFAULT_TIMEOUT (tenant records now live in the cache)",
+}
+
+
+def default_cache_timeout(shared: bool) -> int:
+    return SHARED_CACHE_TIMEOUT if shared else LOCAL_CACHE_TIMEOUT
 
 
 def check_always(config) -> None:
-    if not 0 <= config["TENANT_MEMO_SECONDS"] <= MAX_TENANT_MEMO_SECONDS:
-        raise ConfigurationError(
-            f"TENANT_MEMO_SECONDS must be between 0 and {MAX_TENANT_MEMO_SECONDS}: it bounds how "
-            "long a revoked token keeps working."
-        )
+    for old, new in _REPLACED.items():
+        if old in config:
+            raise ConfigurationError(f"{old} is no longer read; use {new}.")
+    for name in ("CACHE_DEFAULT_TIMEOUT", "CACHE_STALE_SECONDS"):
+        value = config.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ConfigurationError(f"{name} must be a whole number of seconds above 0, not {value!r}.")
 
 
 def check_production(config) -> None:

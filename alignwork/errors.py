@@ -17,7 +17,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from .auth import AuthError
 from .extensions import db
-from .services.exceptions import Conflict, NotFound, ServiceError
+from .services.exceptions import Conflict, NotFound, ServiceError, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -80,28 +80,11 @@ def _auth_error(error: AuthError) -> Response:
     return error_response(error.status, error.message, headers=headers)
 
 
-# SQLSTATE classes meaning "try again": connection exceptions, operator intervention
-# (shutdown), serialization failure, deadlock, statement timeout.
-_TRANSIENT_SQLSTATES = ("08", "57P", "40001", "40P01", "57014")
-_TRANSIENT_SQLITE = ("database is locked", "database table is locked", "unable to open database file")
-
-
-def _is_transient(error: OperationalError) -> bool:
-    if error.connection_invalidated:
-        return True
-    sqlstate = getattr(error.orig, "sqlstate", None)
-    if sqlstate is not None:
-        return sqlstate.startswith(_TRANSIENT_SQLSTATES)
-    if hasattr(error.orig, "sqlstate"):  # psycopg, no server answer: could not connect
-        return True
-    return any(text in str(error.orig) for text in _TRANSIENT_SQLITE)
-
-
 def _database_error(error: OperationalError) -> Response:
     """An unreachable or busy database is a 503 to retry; any other OperationalError (a missed
     migration, say) is a bug, logged in full and answered 500."""
     db.session.rollback()
-    if _is_transient(error):
+    if is_transient(error):
         log.warning("database unavailable or busy: %s: %s", type(error.orig).__name__, error.orig)
         return error_response(503, "The database is unavailable or busy; retry shortly.",
                               headers={"Retry-After": "1"})

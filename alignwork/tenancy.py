@@ -2,13 +2,17 @@
 
 The tenant comes from the bearer token. ``tenantId`` in the query (or the JSON body of a write)
 is still accepted from the existing dashboard client: it must name the token's tenant.
+
+Most endpoints resolve the tenant before the view (``resolve_tenant``). The stats endpoint
+checks only the token's signature before the view (``resolve_claims``) and admits the tenant
+once its record has arrived with the stats, in one cache round trip (``admit_tenant``).
 """
 
 from __future__ import annotations
 
 from flask import g, request
 
-from .auth import ADMIN, AuthError, Principal, authenticate
+from .auth import ADMIN, AuthError, Claims, Principal, admit, authenticate, read_claims
 from .services.exceptions import ServiceError
 from .services.tenants import TenantInfo, is_valid_tenant_id
 
@@ -51,6 +55,32 @@ def resolve_tenant() -> None:
     if named is not None and named != principal.tenant.id:
         raise AuthError("tenantId does not match the token's tenant.", 403)
     g.tenant = principal.tenant
+
+
+def resolve_claims() -> None:
+    """``before_request`` of the stats endpoint: a valid tenant token naming this tenant, or a
+    refusal (401/403/400). No I/O: the revocation check waits for ``admit_tenant``."""
+    if request.method == "OPTIONS":
+        return
+    claims = read_claims(request.headers.get("Authorization"))
+    if claims.scope == ADMIN:
+        raise AuthError("Admin tokens cannot act for a tenant; use the tenant's token.", 403)
+    named = _named_tenant_id()
+    if named is not None and named != claims.tenant_id:
+        raise AuthError("tenantId does not match the token's tenant.", 403)
+    g.claims = claims
+
+
+def claimed_tenant_id() -> str:
+    return g.claims.tenant_id
+
+
+def admit_tenant(tenant: TenantInfo | None) -> None:
+    """Finish what ``resolve_claims`` began, with the tenant record (None: unknown tenant)."""
+    if tenant is None:
+        raise AuthError("Invalid token.")
+    g.principal = admit(g.claims, tenant)
+    g.tenant = tenant
 
 
 def require_admin() -> None:

@@ -112,7 +112,7 @@ def _note_settings(ctx: Context) -> None:
     ctx.report.notes += [
         f"The HTTP scenarios (1, 3, 4, 5) serve from {ctx.main.label}; gunicorn runs with "
         f"`gunicorn.conf.py`, ALIGNWORK_ENV=production, no access log (GUNICORN_ACCESS_LOG empty) and "
-        f"STATS_CACHE_TTL={STATS_TTL} so no entry expires mid-measurement (a HIT costs the same). "
+        f"CACHE_DEFAULT_TIMEOUT={STATS_TTL} so no entry expires mid-measurement (a HIT costs the same). "
         f"wrk: 1 thread, {plan.connections} connections, {plan.run_seconds} s per measurement, "
         "on the same cores as the server.",
         f"HIT vs floor: {plan.repeats} HIT and {plan.repeats} floor runs alternated; medians. "

@@ -125,7 +125,7 @@ class Stack:
         self.common_env = {
             "ALIGNWORK_ENV": "production", "ALIGNWORK_SECRET_KEY": self.secret_key,
             "ALIGNWORK_CACHE_KEY_PREFIX": self.key_prefix, "ALIGNWORK_BENCH_FLOOR": "true",
-            "ALIGNWORK_STATS_CACHE_TTL": str(STATS_TTL),
+            "ALIGNWORK_CACHE_DEFAULT_TIMEOUT": str(STATS_TTL),
         }
         # No access log: it costs the same on every route and is not what is measured.
         self.server_env = {"GUNICORN_ACCESS_LOG": "", "GUNICORN_LOG_LEVEL": "warning"}

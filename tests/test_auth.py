@@ -13,6 +13,7 @@ import time_machine
 from itsdangerous import URLSafeSerializer
 
 from alignwork.auth import SALT, parse_duration
+from alignwork.services.tenants import LOCAL_RECORD_SECONDS
 from tests.conftest import Builder, token_for, utc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,18 +160,34 @@ def _now_plus(**delta):
     return datetime.now(timezone.utc) + timedelta(**delta)
 
 
-def test_revocation_reaches_a_worker_within_its_tenant_memo(make_app):
-    """Another process (a worker that memoised the tenant) notices within TENANT_MEMO_SECONDS."""
-    worker = make_app(shared_as="deployment", TENANT_MEMO_SECONDS=1)
-    operator = make_app(shared_as="deployment", create_schema=False)
+def test_revocation_reaches_every_worker_at_once_on_a_shared_cache(make_app):
+    """The operator's process writes the new cut-off through to Redis: no waiting."""
+    worker = make_app(cache="redis", shared_as="deployment")
+    operator = make_app(cache="redis", shared_as="deployment", create_schema=False)
     Builder(worker).tenant("acme")
-    token = token_for(worker, "acme")
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token_for(worker, 'acme')}"}
     client = worker.test_client()
     assert client.get("/api/v1/appointments/mega-stats", headers=headers).status_code == 200
-    operator.test_cli_runner().invoke(args=["tenants", "revoke-tokens", "acme"])
-    time.sleep(1.1)
+    result = operator.test_cli_runner().invoke(args=["tenants", "revoke-tokens", "acme"])
+    assert "every worker refuses them from its next request" in result.output
     assert_401(client.get("/api/v1/appointments/mega-stats", headers=headers))
+
+
+def test_revocation_reaches_a_per_process_cache_within_the_record_lifetime(make_app):
+    """A SimpleCache lives in the server's memory, which the operator's process cannot reach:
+    the worker's record of the tenant expires within LOCAL_RECORD_SECONDS."""
+    worker = make_app(shared_as="deployment")
+    operator = make_app(shared_as="deployment", create_schema=False)
+    Builder(worker).tenant("acme")
+    headers = {"Authorization": f"Bearer {token_for(worker, 'acme')}"}
+    client = worker.test_client()
+    with time_machine.travel(datetime.now(timezone.utc), tick=True) as traveller:
+        assert client.get("/api/v1/appointments/mega-stats", headers=headers).status_code == 200
+        result = operator.test_cli_runner().invoke(args=["tenants", "revoke-tokens", "acme"])
+        assert "within 30 s" in result.output
+        assert client.get("/api/v1/appointments/mega-stats", headers=headers).status_code == 200
+        traveller.shift(LOCAL_RECORD_SECONDS + 1)
+        assert_401(client.get("/api/v1/appointments/mega-stats", headers=headers))
 
 
 def test_token_command_prints_a_working_token_last(app, client, runner, world):

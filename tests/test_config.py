@@ -24,7 +24,7 @@ def test_defaults_use_sqlite_in_the_instance_folder_and_simplecache(monkeypatch)
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
     assert app.config["SQLALCHEMY_DATABASE_URI"].endswith("/instance/alignwork.sqlite")
     assert app.config["CACHE_TYPE"] == "alignwork.cache_backends.SimpleCache"
-    assert app.config["STATS_CACHE_TTL"] == 30
+    assert app.config["CACHE_DEFAULT_TIMEOUT"] == 30  # per-process cache: other processes' writes never reach it
     assert app.config["CACHE_KEY_PREFIX"] == "alignwork:"
 
 
@@ -32,17 +32,17 @@ def test_layers_apply_in_order(monkeypatch, tmp_path):
     instance = tmp_path / "instance"
     instance.mkdir()
     (instance / "config.py").write_text(
-        "STATS_CACHE_TTL = 11\nCACHE_KEY_PREFIX = 'from-file:'\nTENANT_MEMO_SECONDS = 7\n"
+        "CACHE_DEFAULT_TIMEOUT = 11\nCACHE_KEY_PREFIX = 'from-file:'\nCACHE_STALE_SECONDS = 7\n"
         "SQLALCHEMY_DATABASE_URI = 'sqlite:///file.sqlite'\n"
     )
     monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(instance))
     monkeypatch.setenv("DATABASE_URL", "postgres://db.example/alignwork")
-    monkeypatch.setenv("ALIGNWORK_STATS_CACHE_TTL", "12")
+    monkeypatch.setenv("ALIGNWORK_CACHE_DEFAULT_TIMEOUT", "12")
     monkeypatch.setenv("ALIGNWORK_CACHE_KEY_PREFIX", "from-env:")
     app = create_app({"CACHE_KEY_PREFIX": "from-overrides:"})
-    assert app.config["TENANT_MEMO_SECONDS"] == 7                      # instance/config.py
+    assert app.config["CACHE_STALE_SECONDS"] == 7                 # instance/config.py
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://db.example/alignwork"
-    assert app.config["STATS_CACHE_TTL"] == 12                    # ALIGNWORK_* beats the file
+    assert app.config["CACHE_DEFAULT_TIMEOUT"] == 12              # ALIGNWORK_* beats the file
     assert app.config["CACHE_KEY_PREFIX"] == "from-overrides:"    # overrides beat everything
 
 
@@ -65,7 +65,19 @@ def test_an_unknown_environment_is_refused(monkeypatch, env):
         create_app({"TESTING": True})
 
 
-@pytest.mark.parametrize("seconds", [31, 3600, -1])
-def test_the_tenant_memo_cannot_outlast_the_revocation_bound(seconds):
-    with pytest.raises(ConfigurationError, match="TENANT_MEMO_SECONDS"):
-        create_app({"TESTING": True, "TENANT_MEMO_SECONDS": seconds})
+def test_a_shared_cache_keeps_entries_longer_by_default():
+    app = create_app({"TESTING": True, "CACHE_TYPE": "RedisCache"})
+    assert app.config["CACHE_DEFAULT_TIMEOUT"] == 900  # invalidation keeps it fresh; this is the net
+
+
+@pytest.mark.parametrize("setting", ["STATS_CACHE_TTL", "TENANT_MEMO_SECONDS"])
+def test_settings_of_earlier_releases_are_refused_not_ignored(setting):
+    with pytest.raises(ConfigurationError, match=f"{setting} is no longer read; use CACHE_DEFAULT_TIMEOUT"):
+        create_app({"TESTING": True, setting: 30})
+
+
+@pytest.mark.parametrize("name", ["CACHE_DEFAULT_TIMEOUT", "CACHE_STALE_SECONDS"])
+@pytest.mark.parametrize("value", [0, -5, "soon", True, 1.5])
+def test_cache_lifetimes_must_be_whole_positive_seconds(name, value):
+    with pytest.raises(ConfigurationError, match=name):
+        create_app({"TESTING": True, name: value})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from datetime import date
 
 from alignwork.services.stats import compute_stats
@@ -12,7 +14,7 @@ def test_one_statement_computes_all_four_periods(app, build):
     build.tenant("acme")
     build.appointments("acme", [(utc(2026, 5, 13, 15), "confirmed"), (utc(2026, 6, 2, 15), "pending")])
     with count_statements(app) as seen, app.app_context():
-        result = compute_stats("acme", "America/Recife", date(2026, 5, 13))
+        result = compute_stats("acme", ZoneInfo("America/Recife"), date(2026, 5, 13))
     assert len(seen) == 1
     assert result == {
         "today": {"confirmed": 1, "pending": 0},
@@ -28,5 +30,5 @@ def test_cancelled_and_other_tenants_are_never_counted(app, build):
     build.appointments("acme", [(utc(2026, 5, 13, 15), "cancelled")])
     build.appointments("rival", [(utc(2026, 5, 13, 15), "confirmed")])
     with app.app_context():
-        result = compute_stats("acme", "America/Recife", date(2026, 5, 13))
+        result = compute_stats("acme", ZoneInfo("America/Recife"), date(2026, 5, 13))
     assert all(counts == {"confirmed": 0, "pending": 0} for counts in result.values())

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from flask import jsonify
 from flask.views import MethodView
 
 from ..schemas import (
@@ -10,11 +9,9 @@ from ..schemas import (
     AppointmentPageSchema,
     AppointmentSchema,
     AppointmentUpdateSchema,
-    MegaStatsSchema,
-    StatsQuerySchema,
     TenantQuerySchema,
 )
-from ..services import appointments, stats_cache
+from ..services import appointments
 from ..tenancy import current_tenant
 from . import ApiBlueprint
 
@@ -51,22 +48,6 @@ class Appointments(MethodView):
             duration_min=data["durationMin"],
             status=data["status"],
         )
-
-
-@blp.route("/mega-stats")
-class MegaStats(MethodView):
-    @blp.arguments(StatsQuerySchema(), location="query")
-    @blp.response(200, MegaStatsSchema, headers={"X-Cache": {"description": "HIT, MISS or BYPASS", "schema": {"type": "string"}}})
-    def get(self, args):
-        """Confirmed and pending counts for today, this week (Sunday to Saturday), this month and
-        next month, in ``tz`` (default: the tenant's time zone)."""
-        tenant = current_tenant()
-        stats, outcome = stats_cache.get_stats(tenant.id, args.get("tz") or tenant.timezone)
-        # Already in the documented shape: sent as is, without a second pass through the schema
-        # on the path every dashboard polls.
-        response = jsonify(stats)
-        response.headers.update({"X-Cache": outcome.value, "Cache-Control": "no-store"})
-        return response
 
 
 @blp.route(f"/<int(min=1, max={MAX_ID}):appointment_id>")

@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import metrics, models
 from ..extensions import cache, db
+from ..periods import parse_timezone
 from ..services import stats_cache
 from ..services.tenants import get_tenant, list_tenants
 
@@ -19,7 +20,7 @@ class StatsShell:
 
     def peek(self, tenant: str, tz: str | None = None) -> dict | None:
         """The cached value a request would get now, its key and seconds left; None if not cached."""
-        return stats_cache.peek(tenant, tz or get_tenant(tenant).timezone)
+        return stats_cache.peek(tenant, parse_timezone(tz or get_tenant(tenant).timezone))
 
     def keys(self, tenant: str | None = None) -> list[dict[str, Any]]:
         return [_describe(entry) for entry in stats_cache.entries(tenant)]
@@ -38,7 +39,7 @@ class StatsShell:
         return f"<stats helper: {self.USAGE}>"
 
 
-def _describe(entry: stats_cache.Entry) -> dict[str, Any]:
+def _describe(entry: stats_cache.Listed) -> dict[str, Any]:
     return {
         "tenant": entry.key.tenant_id,
         "tz": entry.key.tz_name,
@@ -54,8 +55,7 @@ def tenants_named(tenant: str | None):
 
 
 def warm_one(tenant_id: str) -> str:
-    _, outcome = stats_cache.get_stats(tenant_id, get_tenant(tenant_id).timezone)
-    return outcome.value
+    return stats_cache.get_stats(tenant_id).outcome.value
 
 
 def init_app(app) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from ..services import stats, stats_cache
-from ..services.tenants import list_tenants
+from ..services import stats
 
 stats_cli = AppGroup("stats", help="Maintain the data behind mega-stats.")
 
@@ -16,8 +15,6 @@ stats_cli = AppGroup("stats", help="Maintain the data behind mega-stats.")
 def rebuild_command(tenant: str | None) -> None:
     """Recompute the 15-minute rollup from the appointments table."""
     counted = stats.rebuild_counts(tenant)
-    for tenant_id in [tenant] if tenant else [t.id for t in list_tenants()]:
-        stats_cache.invalidate(tenant_id)
     click.echo(f"rebuilt counts from {counted} appointments")
 
 

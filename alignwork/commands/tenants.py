@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
 from ..auth import ADMIN, TENANT, issue_token, parse_duration
@@ -58,13 +57,16 @@ def token_command(tenant_id: str | None, admin: bool, expires: str) -> None:
 @tenants_cli.command("revoke-tokens")
 @click.argument("tenant_id")
 def revoke_command(tenant_id: str) -> None:
-    """Refuse every token issued so far for TENANT_ID (every worker, within the memo TTL)."""
+    """Refuse every token issued so far for TENANT_ID."""
     try:
-        revoke_tokens(tenant_id)
+        late = revoke_tokens(tenant_id)
     except ServiceError as exc:
         raise click.ClickException(exc.message) from exc
-    seconds = current_app.config["TENANT_MEMO_SECONDS"]
-    click.echo(f"revoked tokens of {tenant_id}; every worker refuses them within {seconds} s")
+    if late:
+        click.echo(f"revoked tokens of {tenant_id}; the server refuses them within {late} s "
+                   "(its cache could not be updated from here)")
+    else:
+        click.echo(f"revoked tokens of {tenant_id}; every worker refuses them from its next request")
 
 
 def init_app(app) -> None:

@@ -1,4 +1,5 @@
-"""Appointments of a tenant. Every committed write invalidates the tenant's cached stats."""
+"""Appointments of a tenant. Their cached stats are invalidated by the session after each
+commit (``services/invalidation.py``), not here."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import stats_cache
 from ..extensions import db
 from ..models import Appointment
 from .exceptions import Conflict, NotFound
@@ -19,8 +19,8 @@ from .patients import get_patient
 UPDATABLE = ("status", "starts_at", "duration_min")
 
 
-def _commit(tenant_id: str) -> None:
-    """Commit, then invalidate: a reader racing the write must not cache pre-commit counts."""
+def _commit() -> None:
+    """Commit, turning conflicts into ``Conflict`` and leaving nothing half-written."""
     try:
         db.session.commit()
     except IntegrityError as exc:
@@ -29,7 +29,6 @@ def _commit(tenant_id: str) -> None:
     except StaleDataError as exc:
         db.session.rollback()
         raise Conflict("The appointment was changed or deleted meanwhile; reload it and retry.") from exc
-    stats_cache.invalidate(tenant_id)
 
 
 def create_appointment(
@@ -44,7 +43,7 @@ def create_appointment(
         status=status,
     )
     db.session.add(appointment)
-    _commit(tenant_id)
+    _commit()
     return appointment
 
 
@@ -80,10 +79,10 @@ def update_appointment(tenant_id: str, appointment_id: int, changes: dict[str, A
     for field in UPDATABLE:
         if field in changes:
             setattr(appointment, field, changes[field])
-    _commit(tenant_id)
+    _commit()
     return appointment
 
 
 def delete_appointment(tenant_id: str, appointment_id: int) -> None:
     db.session.delete(get_appointment(tenant_id, appointment_id))
-    _commit(tenant_id)
+    _commit()

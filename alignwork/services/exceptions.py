@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import OperationalError
+
 
 class ServiceError(Exception):
     """Base class. ``field`` names the input at fault, when there is one."""
@@ -18,3 +20,22 @@ class NotFound(ServiceError):
 
 class Conflict(ServiceError):
     pass
+
+
+# SQLSTATE classes meaning "try again": connection exceptions, operator intervention
+# (shutdown), serialization failure, deadlock, statement timeout.
+_TRANSIENT_SQLSTATES = ("08", "57P", "40001", "40P01", "57014")
+_TRANSIENT_SQLITE = ("database is locked", "database table is locked", "unable to open database file")
+
+
+def is_transient(error: OperationalError) -> bool:
+    """Whether the database was unreachable or busy (worth a retry), not a bug such as a missed
+    migration."""
+    if error.connection_invalidated:
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate.startswith(_TRANSIENT_SQLSTATES)
+    if hasattr(error.orig, "sqlstate"):  # psycopg, no server answer: could not connect
+        return True
+    return any(text in str(error.orig) for text in _TRANSIENT_SQLITE)

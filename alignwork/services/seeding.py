@@ -13,7 +13,6 @@ from ..extensions import db
 from ..models import Appointment, Patient, Tenant
 from ..models.appointment_count import adjust, bucket_of
 from ..periods import parse_timezone
-from . import stats_cache
 from .tenants import create_tenant
 
 BATCH = 20_000
@@ -84,5 +83,4 @@ def seed_tenant(
         progress(len(batch))
     adjust(db.session.connection(), counts)
     db.session.commit()
-    stats_cache.invalidate(tenant_id)
     return appointments

@@ -9,29 +9,30 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, delete, func, select
 
 from ..extensions import db
 from ..models import COUNTED_STATUSES, Appointment, AppointmentCount
 from ..models.appointment_count import adjust, bucket_of, on_grid
-from ..periods import PERIOD_NAMES, Period, parse_timezone, periods_for_date
+from ..periods import PERIOD_NAMES, Period, periods_for_date
 
 Stats = dict[str, dict[str, int]]
 
 
-def compute_stats(tenant_id: str, tz_name: str, day: date) -> Stats:
+def compute_stats(tenant_id: str, zone: ZoneInfo, day: date) -> Stats:
     """Counts of confirmed and pending appointments for the periods around local date ``day``."""
-    periods = periods_for_date(parse_timezone(tz_name), day)
+    periods = periods_for_date(zone, day)
     if not all(on_grid(p.start) and on_grid(p.end) for p in periods.values()):
-        return compute_stats_from_appointments(tenant_id, tz_name, day)
+        return compute_stats_from_appointments(tenant_id, zone, day)
     return _run(periods, AppointmentCount.bucket, AppointmentCount.status,
                 func.sum(AppointmentCount.n), AppointmentCount.tenant_id == tenant_id)
 
 
-def compute_stats_from_appointments(tenant_id: str, tz_name: str, day: date) -> Stats:
+def compute_stats_from_appointments(tenant_id: str, zone: ZoneInfo, day: date) -> Stats:
     """The same counts, always from the appointments table (the reference for the rollup)."""
-    periods = periods_for_date(parse_timezone(tz_name), day)
+    periods = periods_for_date(zone, day)
     return _run(periods, Appointment.starts_at, Appointment.status, func.count(),
                 Appointment.tenant_id == tenant_id)
 

@@ -1,39 +1,47 @@
-"""Mega-stats served through the Flask-Caching ``cache``: keys, invalidation, one computation.
+"""Mega-stats served through the Flask-Caching ``cache``: one read per poll, one computation per
+change, and an answer even when the database is away.
 
-Keys are readable, so they can be listed and deleted per tenant on either backend::
+A poll reads three keys in one round trip (``cache_keys`` names them): the tenant record (what
+authentication needs), the tenant's generation and the stats entry for the requested zone and
+its local date. An entry is served while it was computed under the current generation; a new
+random generation is written after every committed write (``services/invalidation.py``), so a
+write retires every zone and date of the tenant at once, on every worker sharing the cache.
 
-    stats:<tenant>:<tz>:<local date>      ->  (generation, stats)
-    gen:<tenant>                          ->  generation
+Freshness therefore comes from invalidation. Expiry (``CACHE_DEFAULT_TIMEOUT``) is a safety
+net for writes the app never saw: past it an entry is *due*, and the first poll to find it due
+recomputes under the key's lock while the others keep being served it. Entries are kept
+``CACHE_STALE_SECONDS`` longer than that, so that while the database is down a poll can still be
+answered with the last numbers (STALE) instead of an error.
 
-The local date is taken in the requested zone, so an entry stops being used at that zone's
-midnight. The generation is a random token per tenant, replaced after every committed write;
-an entry counts only if it was computed under the current one. So a write retires every zone
-and date of the tenant at once, without scanning keys, and a random token cannot come back
-after an eviction or restart. Both keys are read in one round trip (``get_many``).
-
-Why not ``@cache.memoize``: its keys are hashes of the arguments plus a version fetched on
-every call (Flask-Caching 2.5 builds them internally and ignores a replaced
-``make_cache_key``), so entries cannot be listed per tenant; and it cannot say whether a call
-was a hit, hold a lock around the computation, or tell a miss from a cache outage. The same
-``cache`` object is used here directly instead; backends are chosen by ``CACHE_TYPE`` as usual.
+Why not ``@cache.memoize``: its keys are hashes of the arguments plus a version fetched on every
+call (Flask-Caching 2.5 builds them internally and ignores a replaced ``make_cache_key``), so
+entries cannot be listed per tenant and a hit costs two round trips; its version refresh can
+undo an invalidation; and it cannot say whether a call was a hit, hold a lock around the
+computation, or tell a miss from a cache outage. The same ``cache`` object is used here directly.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import secrets
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
 from .. import metrics
-from ..cache_backends import CacheUnavailable, cache_unavailable
-from ..extensions import cache
+from ..cache_backends import CacheUnavailable, StatsBackend
+from ..cache_keys import StatsKey, generation_key, generation_pattern, lock_key, stats_pattern
+from ..extensions import cache, db
 from ..periods import local_date, parse_timezone
+from . import tenants
+from .exceptions import is_transient
 from .stats import Stats, compute_stats
 
 GENERATION_TTL = 7 * 24 * 3600
@@ -42,198 +50,374 @@ LOCK_RETRY_EVERY = 10  # polls: waiters look for the value often, try the lock s
 
 
 class Outcome(str, enum.Enum):
-    HIT = "HIT"
-    MISS = "MISS"
-    BYPASS = "BYPASS"
+    HIT = "HIT"  # served from the cache
+    MISS = "MISS"  # computed and stored
+    BYPASS = "BYPASS"  # computed; the cache could not be used
+    STALE = "STALE"  # the database could not be read: the last stored numbers
 
 
 @dataclass(frozen=True)
-class StatsKey:
-    tenant_id: str
-    tz_name: str
-    day: date
+class Entry:
+    """What a stats key holds. ``etag`` digests the tenant, zone, date and body, so it changes
+    whenever the body would and never matches another tenant's, zone's or day's."""
 
-    def __str__(self) -> str:
-        return f"stats:{self.tenant_id}:{self.tz_name}:{self.day.isoformat()}"
+    generation: str
+    stored_at: float  # epoch seconds
+    etag: str
+    body: bytes  # the JSON sent to the client, encoded once when computed
+
+    def as_stored(self) -> tuple:
+        return (self.generation, self.stored_at, self.etag, self.body)
 
     @classmethod
-    def parse(cls, key: str) -> StatsKey | None:
-        """The key's parts, or None for a key of another shape (an older release's)."""
-        try:
-            _, tenant_id, tz_name, day = key.split(":")
-            return cls(tenant_id, tz_name, date.fromisoformat(day))
-        except ValueError:
-            return None
+    def from_stored(cls, value: object) -> Entry | None:
+        if isinstance(value, tuple) and len(value) == 4:
+            return cls(*value)
+        return None  # absent, or written by an older release
+
+    def counts(self) -> Stats:
+        return json.loads(self.body)
 
 
-def tenant_pattern(tenant_id: str | None = None) -> str:
-    """The key pattern of one tenant's entries, or of all entries."""
-    return f"stats:{tenant_id}:*" if tenant_id else "stats:*"
+@dataclass(frozen=True)
+class Snapshot:
+    """One read of the cache for a poll: everything a request needs to authenticate the caller
+    and, usually, to answer without the database."""
+
+    tenant: tenants.TenantInfo
+    zone: ZoneInfo
+    key: StatsKey
+    generation: str | None
+    entry: Entry | None
+    cache_used: bool
+
+    @property
+    def current(self) -> bool:
+        return self.entry is not None and self.generation is not None \
+            and self.entry.generation == self.generation
 
 
-def _generation_key(tenant_id: str) -> str:
-    return f"gen:{tenant_id}"
+@dataclass(frozen=True)
+class Answer:
+    outcome: Outcome
+    entry: Entry
+    not_modified: bool  # the client's If-None-Match names this entry
+
+    @property
+    def age(self) -> int:
+        return max(0, int(time.time() - self.entry.stored_at))
+
+
+# -- the read, the answer -------------------------------------------------------------------
+
+
+class _ZoneHints:
+    """Process-local memo of each tenant's zone, so a poll without ``tz`` can name its entry in
+    the same round trip as the tenant record. Only a hint: the record read with it is checked,
+    and a wrong guess costs one more read. Bounded; cleared when full."""
+
+    def __init__(self, size: int = 100_000):
+        self.size = size
+        self._zones: dict[str, ZoneInfo] = {}
+
+    def get(self, tenant_id: str) -> ZoneInfo | None:
+        return self._zones.get(tenant_id)
+
+    def put(self, tenant_id: str, zone: ZoneInfo) -> None:
+        if len(self._zones) >= self.size:
+            self._zones.clear()
+        self._zones[tenant_id] = zone
+
+
+_zone_hints = _ZoneHints()
+
+
+def _backend() -> StatsBackend:
+    return cache.cache
+
+
+def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = None) -> Snapshot:
+    """Read what a poll of ``tenant_id`` in ``zone`` (default: the tenant's) needs, in one round
+    trip when the zone is known. Raises ``NotFound`` for an unknown tenant."""
+    backend = _backend()
+    now = now or datetime.now(timezone.utc)
+    guess = zone or _zone_hints.get(tenant_id)
+    keys = [tenants.record_key(tenant_id), generation_key(tenant_id)]
+    if guess is not None:
+        keys.append(str(StatsKey(tenant_id, guess.key, local_date(guess, now))))
+    values = backend.fetch(*keys)
+    if values is not None and _replay_pending():
+        values = backend.fetch(*keys)  # an invalidation was just replayed
+    used = values is not None
+    record, generation, *stored = values if used else [None] * len(keys)
+    stored = stored[0] if stored else None
+    tenant = tenants.from_record(record) or tenants.load(tenant_id, remember=used)
+    zone = zone or parse_timezone(tenant.timezone)
+    key = StatsKey(tenant_id, zone.key, local_date(zone, now))
+    if guess is None or guess.key != zone.key:
+        _zone_hints.put(tenant_id, zone)
+        stored = (backend.fetch(str(key)) or [None])[0] if used else None
+    return Snapshot(tenant, zone, key, generation, Entry.from_stored(stored), used)
+
+
+def answer(snapshot: Snapshot, if_none_match=None) -> Answer:
+    """Serve the snapshot's entry if current, else compute it once (the others wait for it).
+
+    ``if_none_match`` is the request's ETag set (anything with ``contains_weak``), or None.
+    """
+    started = time.perf_counter()
+    outcome, entry = _resolve(snapshot)
+    metrics.record_lookup(outcome.value, time.perf_counter() - started)
+    matches = if_none_match is not None and if_none_match.contains_weak(entry.etag)
+    return Answer(outcome, entry, bool(matches))
+
+
+def get_stats(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = None) -> Answer:
+    """Read and answer in one call: for the shell, the CLI and tests."""
+    return answer(read(tenant_id, zone, now))
+
+
+def _config(name: str) -> float:
+    return current_app.config[name]
+
+
+def _due(entry: Entry) -> bool:
+    return time.time() >= entry.stored_at + _config("CACHE_DEFAULT_TIMEOUT")
+
+
+def _resolve(snapshot: Snapshot) -> tuple[Outcome, Entry]:
+    if snapshot.current and not _due(snapshot.entry):
+        return Outcome.HIT, snapshot.entry
+    try:
+        if snapshot.current:
+            return _refresh(snapshot)
+        return _read_through(snapshot)
+    except OperationalError as exc:
+        if snapshot.entry is None or not is_transient(exc):
+            raise
+        db.session.rollback()
+        return Outcome.STALE, snapshot.entry
+
+
+def _refresh(snapshot: Snapshot) -> tuple[Outcome, Entry]:
+    """A current entry past its safety TTL: whoever gets the lock recomputes; everybody else
+    keeps being served the entry until the new one is stored."""
+    key = str(snapshot.key)
+    with _backend().lock(lock_key(key), timeout=_lock_timeout(), wait=0) as acquired:
+        if not acquired:
+            return Outcome.HIT, snapshot.entry
+        return _compute_and_store(snapshot, snapshot.generation)
+
+
+def _lock_timeout() -> int:
+    return int(max(_config("STATS_LOCK_WAIT_SECONDS"), 1) * 2)
+
+
+def _read_through(snapshot: Snapshot) -> tuple[Outcome, Entry]:
+    """One computation per key while the others poll for its result, else the database alone
+    (cache unavailable, or the computing request slow or gone).
+
+    The generation was read before the database, so counts computed from a snapshot older than
+    a write are stored under the generation that write retired, and never served.
+    """
+    if not snapshot.cache_used:
+        return _compute_and_store(snapshot, None)
+    backend = _backend()
+    key, tenant_id = str(snapshot.key), snapshot.tenant.id
+    deadline = time.monotonic() + _config("STATS_LOCK_WAIT_SECONDS")
+    polls = 0
+    while True:
+        if polls % LOCK_RETRY_EVERY == 0:  # the holder may have failed to store its result
+            with backend.lock(lock_key(key), timeout=_lock_timeout(), wait=0) as acquired:
+                if acquired:
+                    found = _lookup(tenant_id, key)
+                    if found is None:
+                        break
+                    generation, entry = found
+                    if entry is not None:
+                        return Outcome.HIT, entry
+                    return _compute_and_store(snapshot, generation or _new_generation(tenant_id))
+        time.sleep(LOCK_POLL_SECONDS)
+        polls += 1
+        found = _lookup(tenant_id, key)
+        if found is None:
+            break
+        if found[1] is not None:
+            return Outcome.HIT, found[1]
+        if time.monotonic() >= deadline:
+            return _compute_and_store(snapshot, found[0] or _new_generation(tenant_id))
+    return _compute_and_store(snapshot, None)  # the cache went away meanwhile
+
+
+def _lookup(tenant_id: str, key: str) -> tuple[str | None, Entry | None] | None:
+    """The generation and the entry if it is current; None if the cache could not be read."""
+    values = _backend().fetch(generation_key(tenant_id), key)
+    if values is None:
+        return None
+    generation, entry = values[0], Entry.from_stored(values[1])
+    if generation is not None and entry is not None and entry.generation == generation:
+        return generation, entry
+    return generation, None
 
 
 def _new_generation(tenant_id: str) -> str:
     """Start a generation for a tenant that has none (first use, eviction, Redis restart)."""
-    candidate = secrets.token_hex(6)
-    if cache.add(_generation_key(tenant_id), candidate, timeout=GENERATION_TTL):
+    candidate = secrets.token_hex(8)
+    if _backend().create(generation_key(tenant_id), candidate, GENERATION_TTL):
         return candidate
-    return cache.get(_generation_key(tenant_id)) or candidate
+    found = _backend().fetch(generation_key(tenant_id))
+    return (found or [None])[0] or candidate
 
 
-def invalidate(tenant_id: str) -> None:
-    """Retire every cached entry of the tenant. Call only after the write has committed.
-
-    It is attempted even while this worker backs off from Redis. If the cache is really
-    unreachable it does nothing and the write stands; entries written before the outage then
-    live at most ``STATS_CACHE_TTL`` seconds.
-    """
-    cache.cache.set_ignoring_backoff(_generation_key(tenant_id), secrets.token_hex(6), GENERATION_TTL)
-
-
-def _ttl() -> int:
-    return int(current_app.config["STATS_CACHE_TTL"])
-
-
-def get_stats(tenant_id: str, tz_name: str, now: datetime | None = None) -> tuple[Stats, Outcome]:
-    """The tenant's stats in ``tz_name`` now, and whether the cache served them."""
-    started = time.perf_counter()
-    day = local_date(parse_timezone(tz_name), now or datetime.now(timezone.utc))
-    reset = cache_unavailable.set(False)
-    try:
-        value, outcome = _read_through(tenant_id, str(StatsKey(tenant_id, tz_name, day)), tz_name, day)
-    finally:
-        cache_unavailable.reset(reset)
-    metrics.record_lookup(outcome.value, time.perf_counter() - started)
-    return value, outcome
-
-
-def _lookup(tenant_id: str, key: str) -> tuple[str | None, Stats | None]:
-    """The tenant's generation and the entry, if the entry was computed under it."""
-    generation, entry = cache.get_many(_generation_key(tenant_id), key)
-    if generation is not None and entry is not None and entry[0] == generation:
-        return generation, entry[1]
-    return generation, None
-
-
-def _read_through(tenant_id: str, key: str, tz_name: str, day: date) -> tuple[Stats, Outcome]:
-    """Cache, else one computation per key while the others poll for its result, else the
-    database alone (cache unavailable, or the computing request slow or gone).
-
-    The generation is read before the database, so counts computed from a snapshot older than
-    a write are stored under the generation that write retired, and never served.
-    """
-    generation, value = _lookup(tenant_id, key)
-    if value is not None:
-        return value, Outcome.HIT
-    wait = current_app.config["STATS_LOCK_WAIT_SECONDS"]
-    deadline = time.monotonic() + wait
-    polls = 0
-    while not cache_unavailable.get():
-        if polls % LOCK_RETRY_EVERY == 0:  # the holder may have failed to store its result
-            with cache.cache.lock(key, timeout=max(wait, 1) * 2, wait=0) as acquired:
-                if acquired:
-                    generation, value = _lookup(tenant_id, key)  # stored meanwhile?
-                    if value is not None:
-                        return value, Outcome.HIT
-                    return _compute_and_store(key, generation or _new_generation(tenant_id),
-                                              tenant_id, tz_name, day)
-        time.sleep(LOCK_POLL_SECONDS)
-        polls += 1
-        generation, value = _lookup(tenant_id, key)
-        if value is not None:
-            return value, Outcome.HIT
-        if time.monotonic() >= deadline:
-            break
-    return _compute_and_store(key, generation or _new_generation(tenant_id), tenant_id, tz_name, day)
-
-
-def _compute_and_store(key: str, generation: str, tenant_id: str, tz_name: str, day: date
-                       ) -> tuple[Stats, Outcome]:
+def _compute_and_store(snapshot: Snapshot, generation: str | None) -> tuple[Outcome, Entry]:
+    """Compute; store under ``generation`` (None: the cache is not in use)."""
+    key = snapshot.key
     with metrics.timed_computation():
-        value = compute_stats(tenant_id, tz_name, day)
-    cache.set(key, (generation, value), timeout=_ttl())
-    backend = cache.cache
-    if backend.counts_locally:
-        metrics.CACHE_ENTRIES.set(len(backend))
-    return value, Outcome.BYPASS if cache_unavailable.get() else Outcome.MISS
+        counts = compute_stats(key.tenant_id, snapshot.zone, key.day)
+    body = json.dumps(counts, separators=(",", ":")).encode() + b"\n"
+    etag = hashlib.blake2b(f"{key}\n".encode() + body, digest_size=12).hexdigest()
+    entry = Entry(generation or "", time.time(), etag, body)
+    if generation is None:
+        return Outcome.BYPASS, entry
+    timeout = int(_config("CACHE_DEFAULT_TIMEOUT") + _config("CACHE_STALE_SECONDS"))
+    stored = _backend().store(str(key), entry.as_stored(), timeout)
+    _record_size()
+    return (Outcome.MISS if stored else Outcome.BYPASS), entry
+
+
+def _record_size() -> None:
+    backend = _backend()
+    if not backend.shared:
+        metrics.CACHE_ENTRIES.set(backend.size())
+
+
+# -- invalidation ---------------------------------------------------------------------------
+
+
+class _PendingInvalidations:
+    """Process-local set of tenants whose invalidation could not be written (the cache was
+    unreachable): replayed by the next read that reaches the cache, so entries stored before the
+    outage are not served after it."""
+
+    def __init__(self) -> None:
+        self._tenants: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self._tenants)
+
+    def add(self, tenant_id: str) -> None:
+        with self._lock:
+            self._tenants.add(tenant_id)
+
+    def take(self) -> set[str]:
+        with self._lock:
+            taken, self._tenants = self._tenants, set()
+        return taken
+
+
+_pending = _PendingInvalidations()
+
+
+def invalidate(tenant_id: str) -> bool:
+    """Retire every cached entry of the tenant; call only after the write committed. Attempted
+    even while this worker backs off from Redis. Returns False if the cache could not be
+    written: the tenant is then remembered and replayed when the cache answers again."""
+    if _backend().force_store(generation_key(tenant_id), secrets.token_hex(8), GENERATION_TTL):
+        return True
+    _pending.add(tenant_id)
+    return False
+
+
+def invalidate_all() -> bool:
+    """Retire every tenant's entries (a write whose tenants are unknown): deleting the
+    generations does it, as a new one is random and matches no stored entry."""
+    try:
+        _backend().delete_matching(generation_pattern())
+    except CacheUnavailable:
+        return False
+    return True
+
+
+def _replay_pending() -> bool:
+    """Replay remembered invalidations; True if any was written."""
+    if not _pending:
+        return False
+    replayed = False
+    for tenant_id in _pending.take():
+        replayed = invalidate(tenant_id) or replayed
+    return replayed
 
 
 # -- inspection, for operators (flask shell, flask cache) -------------------------------------
 
 
 @dataclass(frozen=True)
-class Entry:
+class Listed:
     key: StatsKey
-    ttl: float | None
+    ttl: float | None  # seconds until the entry is due for a recompute (its safety TTL)
     current: bool  # computed under the tenant's current generation (others are never served)
 
 
-@contextmanager
-def _read_or_raise() -> Iterator[None]:
-    """For operators' reads: the fail-open backend answers "nothing" when it cannot read, which
-    must not pass for an empty cache, so that becomes ``CacheUnavailable``."""
-    reset = cache_unavailable.set(False)
-    try:
-        yield
-        if cache_unavailable.get():
-            raise CacheUnavailable("the cache could not be read")
-    finally:
-        cache_unavailable.reset(reset)
+def _due_in(entry: Entry) -> float:
+    return max(0.0, entry.stored_at + _config("CACHE_DEFAULT_TIMEOUT") - time.time())
 
 
-def entries(tenant_id: str | None = None) -> list[Entry]:
-    """This app's stats entries, optionally of one tenant, without touching any of them.
-    Raises ``CacheUnavailable`` rather than report entries it could not read."""
-    listed = [(StatsKey.parse(name), name, ttl)
-              for name, ttl in cache.cache.keys_with_ttl(tenant_pattern(tenant_id))]
-    listed = [(key, name, ttl) for key, name, ttl in listed if key is not None]
-    keys = [key for key, _, _ in listed]
-    tenants = sorted({key.tenant_id for key in keys})
-    with _read_or_raise():
-        values = cache.get_many(*(name for _, name, _ in listed), *map(_generation_key, tenants))
-    generations = dict(zip(tenants, values[len(listed):]))
-    return [
-        Entry(key, ttl, value is not None and value[0] == generations[key.tenant_id])
-        for (key, _, ttl), value in zip(listed, values)
-    ]
+def _strict_fetch(*keys: str) -> list:
+    """For operators: an unreachable cache must not pass for an empty one."""
+    values = _backend().fetch(*keys)
+    if values is None:
+        raise CacheUnavailable("the cache could not be read")
+    return values
 
 
-def peek(tenant_id: str, tz_name: str, now: datetime | None = None) -> dict | None:
-    """What a request would be served from the cache right now, or None; never computes.
-    Raises ``CacheUnavailable`` rather than claim an unreachable cache holds nothing."""
-    day = local_date(parse_timezone(tz_name), now or datetime.now(timezone.utc))
-    key = str(StatsKey(tenant_id, tz_name, day))
-    with _read_or_raise():
-        _, value = _lookup(tenant_id, key)
-    if value is None:
+def entries(tenant_id: str | None = None) -> list[Listed]:
+    """This app's stats entries, optionally of one tenant, without touching any of them."""
+    listed = [(StatsKey.parse(name), name)
+              for name, _ in _backend().keys_with_ttl(stats_pattern(tenant_id))]
+    listed = [(key, name) for key, name in listed if key is not None]
+    if not listed:
+        return []
+    tenant_ids = sorted({key.tenant_id for key, _ in listed})
+    values = _strict_fetch(*(name for _, name in listed), *map(generation_key, tenant_ids))
+    generations = dict(zip(tenant_ids, values[len(listed):]))
+    result = []
+    for (key, _), value in zip(listed, values):
+        entry = Entry.from_stored(value)
+        if entry is not None:  # else it expired between the listing and the read
+            result.append(Listed(key, _due_in(entry), entry.generation == generations[key.tenant_id]))
+    return result
+
+
+def peek(tenant_id: str, zone: ZoneInfo, now: datetime | None = None) -> dict | None:
+    """What a poll would be served from the cache right now, or None; never computes."""
+    day = local_date(zone, now or datetime.now(timezone.utc))
+    key = str(StatsKey(tenant_id, zone.key, day))
+    generation, stored = _strict_fetch(generation_key(tenant_id), key)
+    entry = Entry.from_stored(stored)
+    if entry is None or entry.generation != generation:
         return None
-    return {"key": cache.cache.stored_key(key), "ttl": cache.cache.ttl(key), "value": value}
+    return {"key": _backend().stored_key(key), "ttl": _due_in(entry), "value": entry.counts(),
+            "etag": entry.etag}
 
 
 def clear(tenant_id: str | None = None) -> int:
-    """Delete this app's stats entries (one tenant's, or all) and their generations.
-
-    Only keys under this app's prefix are touched: a shared Redis is never flushed.
-    """
-    backend = cache.cache
-    removed = backend.delete_matching(tenant_pattern(tenant_id))
-    backend.delete_matching(f"gen:{tenant_id}" if tenant_id else "gen:*")
-    if backend.counts_locally:
-        metrics.CACHE_ENTRIES.set(len(backend))
+    """Delete this app's stats entries (one tenant's, or all) and their generations. Only keys
+    under this app's prefix are touched: a shared Redis is never flushed."""
+    backend = _backend()
+    removed = backend.delete_matching(stats_pattern(tenant_id))
+    backend.delete_matching(generation_pattern(tenant_id))
+    _record_size()
     return removed
 
 
 def cache_size() -> int | None:
-    """Keys this app holds in the cache (entries, generation markers and any lock being held),
-    over all workers; None when the cache cannot be reached."""
-    backend = cache.cache
-    if backend.counts_locally:
-        metrics.CACHE_ENTRIES.set(len(backend))
+    """Keys this app holds in the cache over all workers; None when the cache cannot be reached."""
+    backend = _backend()
+    if not backend.shared:
+        metrics.CACHE_ENTRIES.set(backend.size())
         return metrics.summed_cache_entries()
     try:
-        return len(backend)
+        return backend.size()
     except CacheUnavailable:
         return None

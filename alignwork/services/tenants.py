@@ -1,27 +1,30 @@
-"""Tenants: creation, listing, token revocation, and the lookup every API request makes.
+"""Tenants: creation, listing, token revocation, and the record every API request reads.
 
-The lookup is memoised per process (``TenantMemo``) so that a cached stats request runs no SQL
-while the memo is fresh. The memo's lifetime is also how long a worker may keep honouring a
-token after ``revoke_tokens``, hence its bound of 30 seconds.
+The record (zone, token cut-off) lives in the cache under ``tenant:{id}``, so a poll reads it in
+the same round trip as its stats and runs no SQL; the database is read only when the record is
+missing. A change to a tenant is written through to the cache after it commits, so with Redis a
+revocation reaches every worker on its next request. A per-process cache cannot be reached by a
+separate ``flask`` process: there the record's lifetime (at most ``LOCAL_RECORD_SECONDS``)
+bounds how long a revoked token keeps working.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
 from flask import current_app
 from sqlalchemy import select
 
-from ..extensions import db
+from ..cache_keys import tenant_record_key
+from ..extensions import cache, db
 from ..models import DEFAULT_TIMEZONE, TENANT_ID_PATTERN, Tenant
 from ..periods import InvalidTimezone, parse_timezone
 from .exceptions import Conflict, NotFound, ServiceError
+
+LOCAL_RECORD_SECONDS = 30  # longest a revoked token is honoured where the cache is per process
 
 _TENANT_ID = re.compile(TENANT_ID_PATTERN)
 
@@ -34,42 +37,6 @@ class TenantInfo:
     tokens_revoked_at: float | None = None  # epoch seconds
 
 
-class TenantMemo:
-    """Process-local, per-app memo of known tenants: bounded LRU with a time-to-live.
-
-    Unknown ids are never stored, so probing random ids cannot grow it.
-    """
-
-    def __init__(self, ttl: float, size: int = 10_000):
-        self.ttl = ttl
-        self.size = size
-        self._entries: OrderedDict[str, tuple[float, TenantInfo]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, tenant_id: str) -> TenantInfo | None:
-        with self._lock:
-            entry = self._entries.get(tenant_id)
-            if entry is None or entry[0] < time.monotonic():
-                return None
-            self._entries.move_to_end(tenant_id)
-            return entry[1]
-
-    def put(self, info: TenantInfo) -> None:
-        with self._lock:
-            self._entries[info.id] = (time.monotonic() + self.ttl, info)
-            self._entries.move_to_end(info.id)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def forget(self, tenant_id: str) -> None:
-        with self._lock:
-            self._entries.pop(tenant_id, None)
-
-
-def _memo() -> TenantMemo:
-    return current_app.extensions["alignwork.tenant_memo"]
-
-
 def is_valid_tenant_id(tenant_id: object) -> bool:
     return isinstance(tenant_id, str) and bool(_TENANT_ID.match(tenant_id))
 
@@ -79,21 +46,59 @@ def _info(tenant: Tenant) -> TenantInfo:
     return TenantInfo(id=tenant.id, name=tenant.name, timezone=tenant.timezone, tokens_revoked_at=revoked)
 
 
-def get_tenant(tenant_id: str) -> TenantInfo:
-    """The tenant, or ``NotFound``; served from the memo when possible."""
+def record_key(tenant_id: str) -> str:
+    return tenant_record_key(tenant_id)
+
+
+def from_record(value: object) -> TenantInfo | None:
+    """The tenant a cached record describes; None for no record (or one of another shape)."""
+    if isinstance(value, tuple) and len(value) == 4:
+        return TenantInfo(*value)
+    return None
+
+
+def _record_ttl() -> int:
+    ttl = int(current_app.config["CACHE_DEFAULT_TIMEOUT"])
+    return ttl if cache.cache.shared else min(ttl, LOCAL_RECORD_SECONDS)
+
+
+def publish(info: TenantInfo) -> bool:
+    """Write the record through to the cache (after a commit); False if the cache could not be
+    written, in which case the old record lives until it expires."""
+    return cache.cache.force_store(record_key(info.id), astuple(info), _record_ttl())
+
+
+def forget(tenant_id: str) -> None:
+    """Drop the cached record (after a change committed): the next request reads the row."""
+    cache.cache.delete(record_key(tenant_id))
+
+
+def load(tenant_id: str, remember: bool = True) -> TenantInfo:
+    """The tenant from the database (``NotFound`` if unknown), stored in the cache for the next
+    request unless ``remember`` is False. Unknown tenants are never stored.
+
+    Stored only if absent: a record published by a write that committed after this read must
+    not be overwritten with the older row read here."""
     if not is_valid_tenant_id(tenant_id):
         raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
-    info = _memo().get(tenant_id)
-    if info is None:
-        # A connection of its own, returned at once: the session would keep one checked out
-        # for the rest of the request, also while it waits for another request's stats.
-        with db.engine.connect() as conn:
-            row = conn.execute(select(Tenant.__table__).where(Tenant.id == tenant_id)).first()
-        if row is None:
-            raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
-        info = _info(Tenant(**row._mapping))
-        _memo().put(info)
+    # A connection of its own, returned at once: the session would keep one checked out for the
+    # rest of the request, also while it waits for another request's stats.
+    with db.engine.connect() as conn:
+        row = conn.execute(select(Tenant.__table__).where(Tenant.id == tenant_id)).first()
+    if row is None:
+        raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
+    info = _info(Tenant(**row._mapping))
+    if remember:
+        cache.cache.create(record_key(tenant_id), astuple(info), _record_ttl())
     return info
+
+
+def get_tenant(tenant_id: str) -> TenantInfo:
+    """The tenant, or ``NotFound``: from the cached record when there is one."""
+    if not is_valid_tenant_id(tenant_id):
+        raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
+    found = cache.cache.fetch(record_key(tenant_id))
+    return (found and from_record(found[0])) or load(tenant_id, remember=found is not None)
 
 
 def create_tenant(tenant_id: str, name: str | None = None, timezone: str = DEFAULT_TIMEZONE) -> TenantInfo:
@@ -114,19 +119,19 @@ def create_tenant(tenant_id: str, name: str | None = None, timezone: str = DEFAU
     return _info(tenant)
 
 
-def revoke_tokens(tenant_id: str) -> None:
-    """Refuse every token issued until now; other processes notice within their memo TTL."""
+def revoke_tokens(tenant_id: str) -> int:
+    """Refuse every token issued until now. Returns how many seconds the old tokens may still
+    be honoured somewhere: 0 when the new cut-off reached a shared cache, otherwise the lifetime
+    of the records the workers hold (per-process cache, or the cache unreachable)."""
     tenant = db.session.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
     tenant.tokens_revoked_at = datetime.now(dt_timezone.utc)
     db.session.commit()
-    _memo().forget(tenant_id)
+    if publish(_info(tenant)) and cache.cache.shared:
+        return 0
+    return _record_ttl()
 
 
 def list_tenants() -> list[TenantInfo]:
     return [_info(t) for t in db.session.scalars(select(Tenant).order_by(Tenant.id))]
-
-
-def init_app(app) -> None:
-    app.extensions["alignwork.tenant_memo"] = TenantMemo(ttl=app.config["TENANT_MEMO_SECONDS"])

@@ -54,10 +54,10 @@ def _measure(ctx: Context, database: Database, size: int, explain: bool) -> None
         statements.append((statement, parameters))
 
     with app.app_context():
-        tz_name = get_tenant(tenant_id).timezone
-        day = local_date(parse_timezone(tz_name), datetime.now(timezone.utc))
+        zone = parse_timezone(get_tenant(tenant_id).timezone)
+        day = local_date(zone, datetime.now(timezone.utc))
         engine = db.engine
-        compute_stats(tenant_id, tz_name, day)  # connection and caches warm, as in a running worker
+        compute_stats(tenant_id, zone, day)  # connection and caches warm, as in a running worker
         db.session.remove()
         timings: list[float] = []
         event.listen(engine, "before_cursor_execute", record)
@@ -65,7 +65,7 @@ def _measure(ctx: Context, database: Database, size: int, explain: bool) -> None
             deadline = time.monotonic() + plan.miss_seconds
             while len(timings) < plan.miss_repeats and (len(timings) < MIN_REPEATS or time.monotonic() < deadline):
                 started = time.perf_counter()
-                compute_stats(tenant_id, tz_name, day)
+                compute_stats(tenant_id, zone, day)
                 timings.append((time.perf_counter() - started) * 1000)
                 db.session.remove()
         finally:

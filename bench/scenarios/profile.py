@@ -39,7 +39,7 @@ def run(ctx: Context) -> None:
 
     ctx.clinic_token()  # seeds the tenant
     app = create_app({"SQLALCHEMY_DATABASE_URI": ctx.main.url, "SECRET_KEY": "profile-" + "k" * 40,
-                      "CACHE_TYPE": "SimpleCache", "BENCH_FLOOR": True, "STATS_CACHE_TTL": 3600})
+                      "CACHE_TYPE": "SimpleCache", "BENCH_FLOOR": True, "CACHE_DEFAULT_TIMEOUT": 3600})
     with app.app_context():
         headers = {"Authorization": f"Bearer {issue_token(CLINIC, 3600)}"}
     client = app.test_client()

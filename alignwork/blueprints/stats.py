@@ -1,0 +1,58 @@
+"""Mega-stats, the endpoint every dashboard polls.
+
+Its token is checked before the view without I/O (``tenancy.resolve_claims``); the tenant record
+that finishes the check arrives with the stats in one cache read, so a poll answered from the
+cache runs no SQL. Polls are conditional: the weak ``ETag`` names the exact body, and
+``If-None-Match`` with it is answered ``304`` without a body.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, request
+from flask.views import MethodView
+
+from ..schemas import MegaStatsSchema, StatsQuerySchema
+from ..services import stats_cache
+from ..services.exceptions import NotFound
+from ..tenancy import admit_tenant, claimed_tenant_id, resolve_claims
+from . import ApiBlueprint
+
+blp = ApiBlueprint(
+    "stats", __name__, url_prefix="/api/v1/appointments", scope=resolve_claims,
+    description="The dashboard's appointment counts, served from the cache.",
+)
+
+_HEADERS = {
+    "X-Cache": {"description": "HIT, MISS, BYPASS (cache unavailable) or STALE (database unavailable)",
+                "schema": {"type": "string"}},
+    "ETag": {"description": "Weak tag of the body; send it back in If-None-Match.", "schema": {"type": "string"}},
+    "Age": {"description": "Seconds since a STALE body was computed.", "schema": {"type": "integer"}},
+}
+
+
+@blp.route("/mega-stats")
+class MegaStats(MethodView):
+    @blp.arguments(StatsQuerySchema(), location="query")
+    @blp.response(200, MegaStatsSchema, headers=_HEADERS)
+    @blp.alt_response(304, description="Not modified: the body named by If-None-Match is current.")
+    def get(self, args):
+        """Confirmed and pending counts for today, this week (Sunday to Saturday), this month and
+        next month, in ``tz`` (default: the tenant's time zone)."""
+        try:
+            snapshot = stats_cache.read(claimed_tenant_id(), args.get("tz"))
+        except NotFound:
+            snapshot = None
+        admit_tenant(snapshot and snapshot.tenant)
+        answer = stats_cache.answer(snapshot, request.if_none_match)
+        headers = {
+            "X-Cache": answer.outcome.value,
+            # The browser keeps the body but asks every time; a 304 costs no computation.
+            "Cache-Control": "private, no-cache",
+            "ETag": f'W/"{answer.entry.etag}"',
+        }
+        if answer.outcome is stats_cache.Outcome.STALE:
+            headers["Age"] = str(answer.age)
+        if answer.not_modified:
+            return current_app.response_class(status=304, headers=headers)
+        # The body was encoded once, when computed: sent as stored.
+        return current_app.response_class(answer.entry.body, mimetype="application/json", headers=headers)

@@ -1,0 +1,138 @@
+"""Every committed write to appointments invalidates its tenants' cached stats, whatever wrote it.
+
+Writers do not call the cache. The session notes which tenants a transaction touched, from
+the objects it flushes and from the DML statements it executes (bulk ORM statements, Core
+inserts, raw SQL text), and invalidates them after the commit succeeds; a rollback forgets them.
+So the API, ``flask shell``, the seeder, ``flask stats rebuild-counts`` and code not yet written
+all invalidate without remembering to.
+
+When a statement's tenants cannot be read from it (raw SQL, a bulk update without a
+``tenant_id =`` condition), every tenant is invalidated. A write that does not go through this
+app's session at all (``psql``, another service) is seen only when the entries' safety TTL runs
+out, or at once with ``flask cache clear --tenant T``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from flask_sqlalchemy.session import Session
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, TextClause
+
+from ..models import Appointment, AppointmentCount, Tenant
+from . import stats_cache, tenants
+
+WATCHED_TABLES = frozenset({Appointment.__tablename__, AppointmentCount.__tablename__})
+_TOUCHED = "alignwork.touched_tenants"
+_CHANGED_TENANTS = "alignwork.changed_tenant_records"
+EVERY_TENANT = "*"  # in the touched set: a write whose tenants are unknown
+_WRITE_SQL = re.compile(r"\b(insert|update|delete|replace|truncate|copy)\b", re.IGNORECASE)
+
+
+def _note(session: Session, tenant_ids: Iterable[str], key: str = _TOUCHED) -> None:
+    session.info.setdefault(key, set()).update(tenant_ids)
+
+
+def _before_flush(session: Session, flush_context, instances) -> None:
+    touched: set[str] = set()
+    changed: set[str] = set()
+    for obj in (*session.new, *session.deleted):
+        if isinstance(obj, Appointment):
+            touched.add(obj.tenant_id)
+        elif isinstance(obj, Tenant):
+            changed.add(obj.id)
+    for obj in session.dirty:
+        if isinstance(obj, Appointment) and session.is_modified(obj):
+            touched.add(obj.tenant_id)
+            touched.update(inspect(obj).attrs.tenant_id.history.deleted)  # moved between tenants
+        elif isinstance(obj, Tenant) and session.is_modified(obj):
+            changed.add(obj.id)
+    _note(session, filter(None, touched))
+    _note(session, changed, _CHANGED_TENANTS)
+
+
+def _tenants_of_statement(state: ORMExecuteState) -> set[str] | None:
+    """The tenants a DML statement on a watched table can change; None if not such a statement;
+    ``{EVERY_TENANT}`` if they cannot be told from the statement."""
+    statement = state.statement
+    if isinstance(statement, TextClause):
+        text = statement.text
+        if _WRITE_SQL.search(text) and any(name in text for name in WATCHED_TABLES):
+            return {EVERY_TENANT}
+        return None
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return None
+    table = getattr(statement, "table", None)
+    if getattr(table, "name", None) not in WATCHED_TABLES:
+        return None
+    if state.is_insert:
+        rows = state.parameters if isinstance(state.parameters, list) else [state.parameters or {}]
+        found = {row.get("tenant_id") for row in rows}
+        return {EVERY_TENANT} if None in found or not rows else found
+    if state.is_update and _sets_tenant(statement, state.parameters):
+        return {EVERY_TENANT}
+    return _tenant_condition(statement.whereclause) or {EVERY_TENANT}
+
+
+def _sets_tenant(statement, parameters) -> bool:
+    values = getattr(statement, "_values", None) or {}
+    names = {getattr(column, "key", column) for column in values}
+    if isinstance(parameters, dict):
+        names |= set(parameters)
+    return "tenant_id" in names
+
+
+def _tenant_condition(where) -> set[str] | None:
+    """The tenant ids of a top-level ``tenant_id = x`` or ``tenant_id IN (...)`` condition."""
+    if where is None:
+        return None
+    clauses = where.clauses if isinstance(where, BooleanClauseList) and where.operator is operators.and_ \
+        else [where]
+    for clause in clauses:
+        if not isinstance(clause, BinaryExpression) or getattr(clause.left, "key", None) != "tenant_id":
+            continue
+        if not isinstance(clause.right, BindParameter):
+            continue
+        value = clause.right.effective_value
+        if clause.operator is operators.eq and isinstance(value, str):
+            return {value}
+        if clause.operator is operators.in_op and isinstance(value, (list, tuple)) \
+                and all(isinstance(v, str) for v in value):
+            return set(value)
+    return None
+
+
+def _do_orm_execute(state: ORMExecuteState) -> None:
+    found = _tenants_of_statement(state)
+    if found:
+        _note(state.session, found)
+
+
+def _after_commit(session: Session) -> None:
+    touched = session.info.pop(_TOUCHED, set())
+    changed = session.info.pop(_CHANGED_TENANTS, set())
+    if EVERY_TENANT in touched:
+        stats_cache.invalidate_all()
+    else:
+        for tenant_id in sorted(touched):
+            stats_cache.invalidate(tenant_id)
+    for tenant_id in sorted(changed):
+        tenants.forget(tenant_id)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_TOUCHED, None)
+    session.info.pop(_CHANGED_TENANTS, None)
+
+
+def init_app(app) -> None:
+    """Listen on Flask-SQLAlchemy's session class (once per process: the listeners find the app
+    through ``current_app`` when they run)."""
+    for name, listener in (("before_flush", _before_flush), ("do_orm_execute", _do_orm_execute),
+                           ("after_commit", _after_commit), ("after_rollback", _after_rollback)):
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
