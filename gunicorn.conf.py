@@ -6,11 +6,30 @@
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 
+
+def _cache_is_shared():
+    """Whether the app's configured cache is seen by every worker (None: the config is broken,
+    and each worker will say so when it refuses to start)."""
+    from alignwork import create_app
+    from alignwork.cache_backends import is_shared
+    from alignwork.config import ConfigurationError
+
+    try:
+        return is_shared(create_app().config["CACHE_TYPE"])
+    except (ConfigurationError, RuntimeError):
+        return None
+
+
+_shared_cache = _cache_is_shared()
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("GUNICORN_WORKERS", min(4, multiprocessing.cpu_count() * 2 + 1)))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# A per-process cache cannot be shared by workers: then one worker, with threads.
+_default_workers = min(4, multiprocessing.cpu_count() * 2 + 1) if _shared_cache is not False else 1
+workers = int(os.environ.get("GUNICORN_WORKERS", _default_workers))
+threads = int(os.environ.get("GUNICORN_THREADS", "1" if _shared_cache is not False else "4"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread" if threads > 1 else "sync")
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # On SIGTERM, workers finish the requests they hold for up to this long.
@@ -32,27 +51,21 @@ def on_starting(server):
     # Counters start from zero with each server, not from a previous run's files.
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     os.makedirs(_metrics_dir, exist_ok=True)
-    _warn_about_per_worker_cache(server)
+    _check_per_worker_cache(server)
 
 
-def _warn_about_per_worker_cache(server):
-    if server.cfg.workers < 2:
+def _check_per_worker_cache(server):
+    """Several workers with a per-process cache serve each other's stale numbers after a write
+    (each sees only its own invalidations): refused in production, a loud warning otherwise."""
+    if server.cfg.workers < 2 or _shared_cache is not False:
         return
-    from alignwork import create_app
-    from alignwork.config import ConfigurationError
-
-    try:
-        cache_type = create_app().config["CACHE_TYPE"]
-    except ConfigurationError:
-        return  # each worker reports it, and refuses to start
-    if cache_type.endswith("SimpleCache"):
-        server.log.warning(
-            "CACHE_TYPE is SimpleCache with %d workers: each worker has its own stats cache, and "
-            "a write invalidates only the worker that handled it, so other workers may serve "
-            "stats up to STATS_CACHE_TTL seconds old. For one shared cache set "
-            "ALIGNWORK_CACHE_TYPE=RedisCache and ALIGNWORK_CACHE_REDIS_URL=redis://host:6379/0.",
-            server.cfg.workers,
-        )
+    advice = (f"CACHE_TYPE is a per-process cache with {server.cfg.workers} workers: after a write, "
+              "the other workers serve stale stats until their entries expire. Set "
+              "ALIGNWORK_CACHE_TYPE=RedisCache (and ALIGNWORK_CACHE_REDIS_URL), or run one worker "
+              "with threads (GUNICORN_WORKERS=1 GUNICORN_THREADS=4).")
+    if os.environ.get("ALIGNWORK_ENV") == "production":
+        sys.exit("AlignWork refuses to start: " + advice)
+    server.log.warning(advice)
 
 
 def child_exit(server, worker):

@@ -27,7 +27,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     _finish_config(app)
     app.json.sort_keys = False
 
-    from . import auth, commands, errors, http_metrics, security
+    from . import auth, commands, errors, http_metrics, metrics, security
     from .blueprints import appointments, health, operations, patients, stats
     from .cache_backends import is_shared, resolve_cache_type
     from .config import default_cache_timeout
@@ -38,6 +38,9 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     if app.config["CACHE_DEFAULT_TIMEOUT"] is None:
         app.config["CACHE_DEFAULT_TIMEOUT"] = default_cache_timeout(is_shared(app.config["CACHE_TYPE"]))
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            metrics.count_statements(engine)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     cache.init_app(app)
     api.init_app(app)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import event
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -41,17 +42,30 @@ HTTP_LATENCY = Histogram(
     ["endpoint", "method"], buckets=_FAST,
 )
 STATS_LOOKUPS = Histogram(
-    "alignwork_stats_lookup_seconds", "Mega-stats lookups by cache outcome (HIT, MISS, BYPASS).",
+    "alignwork_stats_lookup_seconds", "Mega-stats lookups by cache outcome (HIT, MISS, BYPASS, STALE).",
     ["outcome"], buckets=_FAST,
 )
 STATS_COMPUTATIONS = Histogram(
     "alignwork_stats_computation_seconds", "Time to compute one tenant's stats from the database.",
     buckets=_FAST,
 )
+DB_STATEMENTS = Counter(
+    "alignwork_db_statements_total", "SQL statements sent to the database (a cached poll sends none).",
+)
 CACHE_ENTRIES = Gauge(
     "alignwork_cache_entries", "Entries in the in-process caches of live workers.",
     multiprocess_mode="livesum",
 )
+
+
+def _count_statement(conn, cursor, statement, parameters, context, executemany) -> None:
+    DB_STATEMENTS.inc()
+
+
+def count_statements(engine) -> None:
+    """Count every statement ``engine`` sends (once per engine)."""
+    if not event.contains(engine, "before_cursor_execute", _count_statement):
+        event.listen(engine, "before_cursor_execute", _count_statement)
 
 
 def record_lookup(outcome: str, seconds: float) -> None:
@@ -96,8 +110,8 @@ def cache_summary(cache_size: int | None) -> dict:
     def lookups(outcome: str, part: str) -> float:
         return samples.get((f"alignwork_stats_lookup_seconds_{part}", (("outcome", outcome),)), 0.0)
 
-    hits, misses, bypasses = (int(lookups(o, "count")) for o in ("HIT", "MISS", "BYPASS"))
-    total = hits + misses + bypasses
+    hits, misses, bypasses, stale = (int(lookups(o, "count")) for o in ("HIT", "MISS", "BYPASS", "STALE"))
+    total = hits + misses + bypasses + stale
 
     def average_ms(outcome: str) -> float | None:
         count = lookups(outcome, "count")
@@ -107,9 +121,11 @@ def cache_summary(cache_size: int | None) -> dict:
         "hits": hits,
         "misses": misses,
         "bypasses": bypasses,
+        "stale": stale,
         "total_requests": total,
         "hit_rate": round(hits / total, 4) if total else None,
         "computations": int(samples.get(("alignwork_stats_computation_seconds_count", ()), 0)),
+        "db_statements": int(samples.get(("alignwork_db_statements_total", ()), 0)),
         "avg_hit_time_ms": average_ms("HIT"),
         "avg_miss_time_ms": average_ms("MISS"),
         "cache_size": cache_size,

@@ -28,7 +28,7 @@ GUNICORN = Path(sys.executable).with_name("gunicorn")
 class Server:
     """gunicorn -c gunicorn.conf.py wsgi:app on a free port, with its own SQLite database."""
 
-    def __init__(self, tmp_path, workers: int, cache_env: dict[str, str]):
+    def __init__(self, tmp_path, workers: int | None, cache_env: dict[str, str], wait: bool = True):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -49,10 +49,12 @@ class Server:
         self.admin = self._flask_token("--admin")
         self.patient = None
         self.process = subprocess.Popen(
-            [str(GUNICORN), "-c", "gunicorn.conf.py", "-w", str(workers), "-b", f"127.0.0.1:{self.port}", "wsgi:app"],
+            [str(GUNICORN), "-c", "gunicorn.conf.py", *(["-w", str(workers)] if workers else []),
+             "-b", f"127.0.0.1:{self.port}", "wsgi:app"],
             cwd=ROOT, env=self.env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
         )
-        self._wait_ready(workers)
+        if wait:
+            self._wait_ready(workers or 1)
 
     def _flask_token(self, who: str) -> str:
         result = subprocess.run([sys.executable, "-m", "flask", "tenants", "token", who], cwd=ROOT,
@@ -171,10 +173,41 @@ def test_metrics_are_summed_over_workers(redis_server):
     assert len(redis_server.worker_pids(log, "/api/v1/appointments/mega-stats")) >= 2
 
 
+def test_revocation_is_refused_at_once_by_every_worker(redis_server):
+    """``flask tenants revoke-tokens`` in another process writes the cut-off through to Redis."""
+    assert redis_server.stats()[0] == 200
+    assert [r[0] for r in redis_server.concurrently(12, redis_server.stats)] == [200] * 12
+    subprocess.run([sys.executable, "-m", "flask", "tenants", "revoke-tokens", "acme"], cwd=ROOT,
+                   env=redis_server.env, check=True, capture_output=True)
+    answers = redis_server.concurrently(24, redis_server.stats)
+    assert [r[0] for r in answers] == [401] * 24
+    log = redis_server.stop()
+    refusing = set(re.findall(r'<(\d+)> "GET /api/v1/appointments/mega-stats HTTP/1.1" 401', log))
+    assert len(refusing) == 3, log  # every worker, not only the one that happened to look
+
+
 def test_simplecache_with_several_workers_warns_once(tmp_path):
     server = Server(tmp_path, workers=3, cache_env={"ALIGNWORK_CACHE_TYPE": "SimpleCache"})
     server.stats()
     log = server.stop()
-    warnings = [line for line in log.splitlines() if "each worker has its own stats cache" in line]
+    warnings = [line for line in log.splitlines() if "per-process cache with 3 workers" in line]
     assert len(warnings) == 1
     assert "ALIGNWORK_CACHE_TYPE=RedisCache" in warnings[0]
+
+
+def test_production_refuses_simplecache_with_several_workers(tmp_path):
+    server = Server(tmp_path, workers=3, wait=False, cache_env={
+        "ALIGNWORK_CACHE_TYPE": "SimpleCache", "ALIGNWORK_ENV": "production"})
+    assert server.process.wait(30) != 0
+    lines = [line for line in server.log.read_text().splitlines() if "refuses to start" in line]
+    assert lines == [lines[0]] and "GUNICORN_WORKERS=1 GUNICORN_THREADS=4" in lines[0]
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_simplecache_defaults_to_one_worker_with_threads(tmp_path):
+    server = Server(tmp_path, workers=None, cache_env={"ALIGNWORK_CACHE_TYPE": "SimpleCache",
+                                                       "ALIGNWORK_ENV": "production"})
+    server.concurrently(16, server.stats)
+    log = server.stop()
+    assert len(server.worker_pids(log, "/api/v1/appointments/mega-stats")) == 1
+    assert "per-process cache" not in log
