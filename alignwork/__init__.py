@@ -32,7 +32,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     from .cache_backends import is_shared, resolve_cache_type
     from .config import default_cache_timeout
     from .extensions import api, cache, db, migrate
-    from .services import invalidation
+    from .services import invalidation, stats_cache
 
     app.config["CACHE_TYPE"] = resolve_cache_type(app.config["CACHE_TYPE"])
     if app.config["CACHE_DEFAULT_TIMEOUT"] is None:
@@ -58,6 +58,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     http_metrics.init_app(app)
     auth.init_app(app)
+    stats_cache.init_app(app)
     invalidation.init_app(app)
     commands.init_app(app)
 
