@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import g, request
 
-from .auth import ADMIN, AuthError, Claims, Principal, admit, authenticate, read_claims
+from .auth import ADMIN, AuthError, Principal, admit, authenticate, read_claims
 from .services.exceptions import ServiceError
 from .services.tenants import TenantInfo, is_valid_tenant_id
 

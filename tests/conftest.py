@@ -23,7 +23,7 @@ from alignwork import create_app
 from alignwork.auth import issue_token
 from alignwork.extensions import db
 from alignwork.models import Appointment
-from alignwork.services import patients, stats_cache, tenants
+from alignwork.services import patients, tenants
 
 REQUIRE_SERVICES = os.environ.get("ALIGNWORK_REQUIRE_SERVICES") == "1"
 PG_URL = os.environ.get(
