@@ -25,3 +25,4 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 cache = Cache()
 api = Api()
+
