@@ -25,4 +25,3 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 cache = Cache()
 api = Api()
-
