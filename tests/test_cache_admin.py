@@ -10,11 +10,20 @@ from pathlib import Path
 
 import pytest
 import redis
+import time_machine
 
 from tests.conftest import REDIS_URL, Builder
 
 ROOT = Path(__file__).resolve().parents[1]
 STATS = "/api/v1/appointments/mega-stats"
+
+
+@pytest.fixture(autouse=True)
+def afternoon():
+    """Entries are per local date: keep every test of this module on one (a Wednesday afternoon
+    in Recife and evening in Tokyo), the clock ticking."""
+    with time_machine.travel(datetime(2026, 5, 13, 14, tzinfo=timezone.utc), tick=True):
+        yield
 
 
 @pytest.fixture
@@ -115,8 +124,9 @@ def test_warm_exits_non_zero_when_the_cache_is_unreachable(make_app):
 
 def test_stats_prints_the_metrics(warmed):
     metrics = dict(line.split("\t") for line in cli(warmed, "stats"))
-    assert set(metrics) == {"hits", "misses", "bypasses", "total_requests", "hit_rate", "computations",
-                            "avg_hit_time_ms", "avg_miss_time_ms", "cache_size"}
+    assert set(metrics) == {"hits", "misses", "bypasses", "stale", "total_requests", "hit_rate",
+                            "computations", "db_statements", "avg_hit_time_ms", "avg_miss_time_ms",
+                            "cache_size"}
     assert int(metrics["misses"]) >= 3 and int(metrics["computations"]) >= 3
     assert int(metrics["cache_size"]) >= 3
 

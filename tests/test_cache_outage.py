@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis
+import time_machine
 
 from alignwork.services import stats_cache
 from tests.conftest import Builder, service_missing
@@ -75,6 +76,13 @@ class RedisServer:
 
     def resume(self) -> None:
         os.kill(self.process.pid, signal.SIGCONT)
+
+
+@pytest.fixture(autouse=True)
+def afternoon():
+    """Entries are per local date: no test here may cross Recife's midnight (the clock ticks)."""
+    with time_machine.travel(datetime(2026, 5, 13, 14, tzinfo=timezone.utc), tick=True):
+        yield
 
 
 @pytest.fixture
