@@ -12,10 +12,21 @@ from flask import Flask
 from .config import ENVIRONMENTS, database_url_from_env, environment_name
 
 
-def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
+INSTANCE_PATH_VARIABLE = "ALIGNWORK_INSTANCE_PATH"
+
+
+def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path: str | None = None) -> Flask:
     """Build the app. Config layers: defaults, instance/config.py, DATABASE_URL,
-    ALIGNWORK_* variables, then ``config_overrides``."""
-    app = Flask(__name__, instance_relative_config=True)
+    ALIGNWORK_* variables, then ``config_overrides``.
+
+    The instance folder (local settings, the SQLite database) is ``instance/`` beside the
+    package unless ``instance_path`` or ``ALIGNWORK_INSTANCE_PATH`` names another: the tests
+    give every app a private one, so a developer's ``instance/config.py`` never leaks into them.
+    """
+    instance_path = instance_path or os.environ.get(INSTANCE_PATH_VARIABLE) or None
+    if instance_path:
+        instance_path = os.path.abspath(instance_path)
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
 
     app.config.from_object(ENVIRONMENTS[environment_name()])

@@ -2,6 +2,10 @@
 
 Backends are fixture parameters. PostgreSQL and Redis tests skip with a reason when the server
 is unreachable, and fail instead when ALIGNWORK_REQUIRE_SERVICES=1 (as in CI).
+
+No test reads the project's ``instance/`` folder (``make run`` writes a SECRET_KEY there): every
+app gets an instance folder of its own, and so does every ``flask``/gunicorn process a test starts
+(through ``ALIGNWORK_INSTANCE_PATH``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
-from alignwork import create_app
+from alignwork import INSTANCE_PATH_VARIABLE, create_app
 from alignwork.auth import issue_token
 from alignwork.extensions import db
 from alignwork.models import Appointment
@@ -86,6 +90,20 @@ def postgres_schema():
         admin.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_instance_folder(tmp_path_factory):
+    """The instance folder of every app the tests do not give one: in this process and in the
+    processes the tests start, which inherit the variable."""
+    path = tmp_path_factory.mktemp("app") / "instance"
+    previous = os.environ.get(INSTANCE_PATH_VARIABLE)
+    os.environ[INSTANCE_PATH_VARIABLE] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop(INSTANCE_PATH_VARIABLE, None)
+    else:
+        os.environ[INSTANCE_PATH_VARIABLE] = previous
+
+
 @pytest.fixture
 def make_app(tmp_path):
     """Build apps: ``make_app(database="sqlite"|"postgresql", cache="simple"|"redis", **config)``.
@@ -119,7 +137,8 @@ def make_app(tmp_path):
                 settings.update(CACHE_TYPE="SimpleCache", CACHE_KEY_PREFIX="alignwork:")
             if shared_as:
                 shared[shared_as] = settings
-        app = create_app({"TESTING": True, **settings, **config})
+        instance = tmp_path / f"instance-{uuid.uuid4().hex[:8]}"
+        app = create_app({"TESTING": True, **settings, **config}, instance_path=str(instance))
         app.test_client_class = TenantClient
         with app.app_context():
             if create_schema:
