@@ -38,7 +38,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     _finish_config(app)
     app.json.sort_keys = False
 
-    from . import auth, commands, errors, http_metrics, security
+    from . import auth, commands, cors, errors, http_metrics, security
     from .blueprints import appointments, health, operations, patients
     from .cache_backends import resolve_cache_type
     from .extensions import api, cache, db, migrate
@@ -61,6 +61,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     errors.init_app(app)
     security.init_app(app)
     http_metrics.init_app(app)
+    cors.init_app(app)
     auth.init_app(app)
     tenants.init_app(app)
     commands.init_app(app)

@@ -7,6 +7,7 @@ environment variables and finally the overrides passed to ``create_app``.
 from __future__ import annotations
 
 import os
+import re
 
 
 class Config:
@@ -37,6 +38,10 @@ class Config:
     SECRET_KEY: str | None = None
     MIN_SECRET_KEY_BYTES = 32
     MAX_CONTENT_LENGTH = 64 * 1024
+
+    # Browser origins (scheme://host[:port]) allowed to call /api/v1 from their own pages, or
+    # ["*"] for any. Empty: same-origin only, as before. See cors.py.
+    CORS_ORIGINS: list[str] = []
 
     # Adds /bench/floor for `make bench`; never on in a deployment.
     BENCH_FLOOR = False
@@ -69,7 +74,42 @@ class ConfigurationError(RuntimeError):
 MAX_TENANT_MEMO_SECONDS = 30  # how late a revoked token may still be honoured
 
 
+# What a browser sends as Origin: scheme://host[:port], no path, no trailing slash. Anything
+# else would never match (flask-cors compares literally) or would be taken for a regular
+# expression and matched as a prefix (flask-cors treats strings with *?[]()^$ as regexes).
+_ORIGIN = re.compile(
+    r"[a-z][a-z0-9+.-]*://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?",
+    re.IGNORECASE,
+)
+
+
+def _port(origin: str) -> int:
+    host_and_port = origin.split("://", 1)[1]
+    tail = host_and_port.rsplit("]", 1)[-1]
+    return int(tail.rsplit(":", 1)[1]) if ":" in tail else 0
+
+
+def check_cors_origins(origins) -> None:
+    example = 'ALIGNWORK_CORS_ORIGINS=\'["https://dashboard.example.com", "http://localhost:5173"]\''
+    if not isinstance(origins, (list, tuple)):
+        raise ConfigurationError(
+            f"CORS_ORIGINS must be a list of origins, not {type(origins).__name__} {origins!r}; e.g. {example}"
+        )
+    if "*" in origins and len(origins) > 1:
+        raise ConfigurationError('CORS_ORIGINS: "*" (any origin) must stand alone, not beside other origins.')
+    for origin in origins:
+        if origin == "*":
+            continue
+        if not isinstance(origin, str) or not _ORIGIN.fullmatch(origin) or _port(origin) > 65535:
+            raise ConfigurationError(
+                f"CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port], no path or trailing "
+                f"slash); e.g. {example}"
+            )
+
+
 def check_always(config) -> None:
+    check_cors_origins(config["CORS_ORIGINS"])
     if not 0 <= config["TENANT_MEMO_SECONDS"] <= MAX_TENANT_MEMO_SECONDS:
         raise ConfigurationError(
             f"TENANT_MEMO_SECONDS must be between 0 and {MAX_TENANT_MEMO_SECONDS}: it bounds how "
