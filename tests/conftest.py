@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import uuid
+from html.parser import HTMLParser
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,6 +31,7 @@ from alignwork.models import Appointment
 from alignwork.services import patients, stats_cache, tenants
 
 REQUIRE_SERVICES = os.environ.get("ALIGNWORK_REQUIRE_SERVICES") == "1"
+
 PG_URL = os.environ.get(
     "ALIGNWORK_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -279,3 +281,40 @@ def count_statements(app):
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
+
+
+class Tags(HTMLParser):
+    """The tags of an HTML page, and whether it holds inline script or style."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.inline_script = False
+        self.inline_style = False
+        self._in = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        self._in = tag
+        if "style" in attributes or any(name.startswith("on") for name in attributes):
+            self.inline_style = True
+        if tag == "style":
+            self.inline_style = True
+
+    def handle_endtag(self, tag):
+        self._in = None
+
+    def handle_data(self, data):
+        if self._in == "script" and data.strip():
+            self.inline_script = True
+
+    def find(self, tag=None, **wanted):
+        return [attrs for name, attrs in self.tags
+                if (tag is None or name == tag) and all(attrs.get(k.replace("_", "-")) == v for k, v in wanted.items())]
+
+
+def parse_html(response) -> Tags:
+    tags = Tags()
+    tags.feed(response.get_data(as_text=True))
+    return tags
