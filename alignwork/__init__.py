@@ -39,7 +39,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     app.json.sort_keys = False
 
     from . import auth, commands, cors, errors, http_metrics, security
-    from .blueprints import appointments, docs, health, operations, patients
+    from .blueprints import appointments, docs, health, operations, pages, patients
     from .cache_backends import resolve_cache_type
     from .extensions import api, cache, db, migrate
     from .services import tenants
@@ -55,6 +55,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     api.register_blueprint(operations.blp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(pages.bp)
     if app.config["BENCH_FLOOR"]:
         from .blueprints import bench
 

@@ -16,6 +16,7 @@ import os
 import uuid
 from html.parser import HTMLParser
 from datetime import datetime, timezone
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -31,7 +32,8 @@ from alignwork.models import Appointment
 from alignwork.services import patients, stats_cache, tenants
 
 REQUIRE_SERVICES = os.environ.get("ALIGNWORK_REQUIRE_SERVICES") == "1"
-
+ARTIFACTS = Path(os.environ.get("ALIGNWORK_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "artifacts")
+_saved_artifacts: list[Path] = []
 PG_URL = os.environ.get(
     "ALIGNWORK_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -43,6 +45,21 @@ def service_missing(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (ALIGNWORK_REQUIRE_SERVICES=1 forbids skipping)", pytrace=False)
     pytest.skip(reason)
+
+
+def record_artifact(name: str) -> Path:
+    """Where a test saves a file for people to look at (screenshots); listed at the end of the run."""
+    path = ARTIFACTS / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _saved_artifacts.append(path)
+    return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _saved_artifacts:
+        terminalreporter.write_line(f"test artifacts ({len(_saved_artifacts)} files) in {ARTIFACTS}:")
+        for path in _saved_artifacts:
+            terminalreporter.write_line(f"  {path.relative_to(ARTIFACTS)}")
 
 
 @functools.cache
