@@ -61,3 +61,11 @@ def test_the_api_still_answers_json_for_unknown_paths(client):
     response = client.get("/no-such-page", auth=False)
     assert response.status_code == 404 and response.get_json()["code"] == 404
     assert "Content-Security-Policy" not in client.get("/healthz").headers
+
+
+def test_pages_link_the_docs_only_when_they_are_served(make_app):
+    with_docs = parse(make_app().test_client().get("/", auth=False))
+    assert with_docs.find("a", href="/api/docs")
+    without = make_app(OPENAPI_SWAGGER_UI_PATH=None).test_client().get("/", auth=False)
+    assert without.status_code == 200
+    assert not parse(without).find("a", href="/api/docs")

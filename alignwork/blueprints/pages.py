@@ -8,7 +8,7 @@ render templates; everything they show comes through the public API.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template, url_for
 
 from ..security import protect_page
 
@@ -18,6 +18,14 @@ bp.after_request(protect_page)
 # Seconds between polls: the README's 30 s. A page may ask for less with ?poll=N (tests and
 # demos), within the bounds the script enforces.
 POLL_SECONDS = 30
+_DOCS = "api-docs.openapi_swagger_ui"
+
+
+@bp.context_processor
+def _links() -> dict:
+    """The docs link only when the docs are served (OPENAPI_SWAGGER_UI_PATH = None turns them
+    off), so the pages never fail for want of it."""
+    return {"docs_url": url_for(_DOCS) if _DOCS in current_app.view_functions else None}
 
 
 @bp.get("/")
