@@ -63,11 +63,11 @@ def test_factory_creates_a_missing_instance_folder(monkeypatch, tmp_path):
 
 
 def test_the_instance_folder_can_be_given_to_the_factory(monkeypatch, tmp_path):
-    (tmp_path / "config.py").write_text("STATS_CACHE_TTL = 17\n")
+    (tmp_path / "config.py").write_text("CACHE_STALE_SECONDS = 17\n")
     monkeypatch.setenv(INSTANCE_PATH_VARIABLE, str(tmp_path / "not-this-one"))
     app = create_app({"TESTING": True}, instance_path=str(tmp_path))
     assert app.instance_path == str(tmp_path)
-    assert app.config["STATS_CACHE_TTL"] == 17
+    assert app.config["CACHE_STALE_SECONDS"] == 17
 
 
 def test_tests_never_use_the_projects_instance_folder():

@@ -161,8 +161,8 @@ def screenshot(page, name: str) -> Path:
 
 @pytest.fixture
 def clinic(make_app):
-    """An app on SQLite with tenant acme and appointments around now; revocation seen at once."""
-    app = make_app(TENANT_MEMO_SECONDS=0)
+    """An app on SQLite with tenant acme and appointments around now."""
+    app = make_app()
     build = Builder(app)
     build.tenant("acme", timezone="America/Recife")
     now = datetime.now(timezone.utc).replace(microsecond=0)
