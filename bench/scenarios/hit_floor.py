@@ -27,7 +27,7 @@ def run(ctx: Context) -> None:
     check = ctx.rotation_file("hit-check.tsv", [(MEGA_STATS, token)])
     for cache in plan.caches:
         for worker_class in plan.worker_classes:
-            settings = ServerSettings(cache, worker_class, plan.workers, plan.threads)
+            settings = ServerSettings.deployable(cache, worker_class, plan.workers, plan.threads)
             with ctx.stack.server(ctx.main, settings) as server:
                 hit_share = 0.0
                 for _ in range(WARMUP_TRIES):
