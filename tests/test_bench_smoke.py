@@ -60,11 +60,13 @@ def test_quick_run_covers_every_scenario_its_backends_allow(quick_run):
     _, *rows = table_rows(printed)
     scenarios = {row[0] for row in rows}
     # The outage needs Redis, which this run (SimpleCache) leaves out on purpose.
-    assert scenarios == {"1 HIT vs floor", "2 MISS at scale", "3 stampede", "5 growth", "6 profile"}
+    assert scenarios == {"1 HIT vs floor", "2 MISS at scale", "3 stampede", "5 growth", "6 profile", "7 fleet"}
     measures = {row[2] for row in rows}
     assert {"HIT / floor throughput", "SQL statements per computation", "failed requests"} <= measures
     judged = {row[2] for row in rows if row[5] != "—"}
     assert "HIT / floor throughput" in judged and "SQL statements per computation" in judged
+    assert "304 / floor throughput" in judged
+    assert any("stale answers" in measure for measure in judged)
 
 
 @pytest.mark.slow
