@@ -105,3 +105,18 @@ def test_wrk_report_is_read_with_its_units_and_failures():
     assert result.p50 == pytest.approx(0.85) and result.p99 == pytest.approx(1200.0)
     assert result.failed == 4 + 2 + 3
     assert result.xcache == {"HIT": 1700, "MISS": 1, "BYPASS": 20, "OTHER": 5}
+
+
+def test_a_poll_sent_after_a_write_answered_must_show_it():
+    from bench.dashboards import Poll
+    from bench.freshness import Write, judge
+
+    zero = {period: {"confirmed": 0, "pending": 0} for period in ("today", "week", "month", "nextMonth")}
+    booked = {**zero, **{p: {"confirmed": 1, "pending": 0} for p in ("today", "week", "month")}}
+    write = Write("t", sent=10.0, received=11.0, ok=True, change={"confirmed": +1})
+
+    def poll(sent: float, counts: dict) -> Poll:
+        return Poll("t", sent, sent + 0.5, 200, "HIT", counts, conditional=False)
+
+    verdicts = judge([poll(5, zero), poll(10.8, zero), poll(12, booked), poll(13, zero)], [write], {"t": zero})
+    assert (verdicts.judged, verdicts.unjudged, verdicts.stale) == (3, 1, 1)

@@ -13,8 +13,7 @@ so nothing is inferred: per poll is its delta over the lookups' delta. The write
 statements are measured beforehand on a tenant nobody polls and subtracted. Stale answers are
 judged by ``bench/freshness.py`` against what each write is known to change.
 
-Last, the per-poll cost at scale: the same poll rate spread over 10 and over 1 000 warm tenants,
-alternated, with statements per poll and median latency side by side.
+Last, on the same server, the per-poll cost at 10 and at 1 000 tenants (``tenant_scale.py``).
 """
 
 from __future__ import annotations
@@ -27,11 +26,11 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from .. import client
-from ..dashboards import Dashboard, Fleet, Poll, sweep
+from ..dashboards import Dashboard, Fleet, Poll
 from ..freshness import Write, judge
 from ..report import median, percentile
 from ..stack import ServerSettings
-from . import MEGA_STATS, Context
+from . import MEGA_STATS, Context, tenant_scale
 
 SCENARIO = "7 fleet"
 APPOINTMENTS = "/api/v1/appointments"
@@ -63,7 +62,8 @@ def run(ctx: Context) -> None:
     with ctx.stack.server(ctx.main, settings) as server:
         per_write = _calibrate(ctx, server, calibration, zone, rng)
         fleet = _fleet(ctx, server, path, polled, zone, rng)
-        ratio = _ratio(ctx, server, path, tenants[:-1], rng)
+        dashboards = [Dashboard(t.id, t.token) for t in tenants[:-1]]
+        ratio = tenant_scale.measure(ctx, server, path, dashboards, SEED)
     _report(ctx, settings, per_write, fleet, ratio, polled)
 
 
@@ -176,7 +176,7 @@ def _fleet(ctx: Context, server, path: str, tenants: list[Tenant], zone: ZoneInf
            rng: random.Random) -> FleetRun:
     plan = ctx.plan
     dashboards = _dashboards(tenants)
-    fleet = Fleet(server.url, path, dashboards, plan.fleet_interval, plan.fleet_jitter, rng)
+    fleet = Fleet(server.url, path, dashboards, plan.fleet_interval, plan.fleet_jitter, random.Random(SEED + 1))
     fleet.start()
     try:
         time.sleep(plan.fleet_interval + plan.fleet_jitter + 1)  # the warm-up round
@@ -219,99 +219,49 @@ def _writes(server_url: str, tenants: list[Tenant], zone: ZoneInfo, rng: random.
     return writes
 
 
-@dataclass
-class RatioRun:
-    tenants: int
-    polls: list[Poll]
-    delta: dict[str, int]
-
-
-def _ratio(ctx: Context, server, path: str, tenants: list[Tenant], rng: random.Random) -> list[RatioRun]:
-    """The same poll rate over few and many warm tenants, alternated; unconditional polls, so
-    every answer is a full HIT."""
-    plan = ctx.plan
-    few, many = plan.ratio_tenants
-    groups = {n: [Dashboard(t.id, t.token) for t in tenants[:n]] for n in (few, many)}
-    warm = sweep(server.url, path, groups[many])
-    if any(a.status != 200 for a in warm):
-        raise RuntimeError(f"warming {many} tenants: {sum(a.status != 200 for a in warm)} failed polls")
-    runs = []
-    for _ in range(plan.repeats):
-        for n in (few, many):
-            interval = n / plan.ratio_rate
-            fleet = Fleet(server.url, path, groups[n], interval, 0.1 * interval, rng, conditional=False)
-            before = ctx.metrics(server)
-            fleet.start()
-            time.sleep(plan.ratio_seconds)
-            fleet.stop()
-            runs.append(RatioRun(n, fleet.snapshot(), client.metrics_delta(before, ctx.metrics(server))))
-    return runs
-
-
 def _report(ctx: Context, settings: ServerSettings, per_write: dict[str, float], run: FleetRun,
-            ratio: list[RatioRun], tenants: list[Tenant]) -> None:
+            ratio: list[tenant_scale.Run], tenants: list[Tenant]) -> None:
     plan = ctx.plan
-    add = ctx.report.add
     label = f"{settings.label}, {len(tenants)} tenants, {run.dashboards} dashboards every {plan.fleet_interval:g} s"
-    add(SCENARIO, label, "statements per write, measured alone (booking)", per_write["confirmed"], "statements")
-    add(SCENARIO, label, "statements per write, measured alone (cancellation)", per_write["cancel"], "statements")
+
+    def add(measure: str, value: float, unit: str, target: tuple[str, float] | None = None) -> None:
+        ctx.report.add(SCENARIO, label, measure, value, unit, target=target)
+
+    add("statements per write, measured alone (booking)", per_write["confirmed"], "statements")
+    add("statements per write, measured alone (cancellation)", per_write["cancel"], "statements")
     baselines = {t.id: t.baseline for t in tenants}
     for phase, (start, end) in run.windows.items():
         polls = [p for p in run.polls if start <= p.sent < end]
         delta = run.deltas[phase]
         lookups = delta["hits"] + delta["misses"] + delta["bypasses"] + delta["stale"]
         writes = run.writes if phase == "write" else []
-        write_statements = sum(per_write["cancel" if w.change.get("confirmed") == -1 else "confirmed"]
-                               for w in writes if w.ok)
-        seconds = end - start
-        name = (f"read-only, {seconds:.0f} s" if phase == "read"
-                else f"{len(writes)} writes in {plan.fleet_write_seconds} s, then {plan.fleet_interval:g} s more")
+        ok = sum(w.ok for w in writes)
+        own = sum(per_write["cancel" if w.change.get("confirmed") == -1 else "confirmed"] for w in writes if w.ok)
+        read_only = phase == "read"
+        name = (f"read-only, {end - start:.0f} s" if read_only else
+                f"{len(writes)} writes in {plan.fleet_write_seconds} s, then {plan.fleet_interval:g} s more")
         hits = sum(p.answered and p.x_cache == "HIT" for p in polls)
-        add(SCENARIO, label, f"{name}: polls", len(polls), "polls")
-        add(SCENARIO, label, f"{name}: hit rate (HIT and 304-from-HIT / polls)", round(hits / max(1, len(polls)), 4),
-            "ratio", target=(">=", 0.99) if phase == "read" else None)
-        add(SCENARIO, label, f"{name}: 304 answers", sum(p.status == 304 for p in polls), "polls")
-        add(SCENARIO, label, f"{name}: database statements, all", delta["db_statements"], "statements")
-        if phase == "write":
-            add(SCENARIO, label, f"{name}: of which the writes' own (measured alone)", round(write_statements),
-                "statements")
-        per_poll = (delta["db_statements"] - write_statements) / max(1, lookups)
-        add(SCENARIO, label, f"{name}: database statements per poll"
-            + (" (writes' own left out)" if writes else ""), round(per_poll, 4), "statements",
-            target=("<=", 0.01) if phase == "read" else None)
-        add(SCENARIO, label, f"{name}: computations", delta["computations"], "computations")
-        if phase == "write":
-            ok = sum(w.ok for w in writes)
-            add(SCENARIO, label, f"{name}: computations per write", round(delta["computations"] / max(1, ok), 3),
-                "computations", target=("<=", 1.2))
-            add(SCENARIO, label, f"{name}: failed writes", len(writes) - ok, "writes", target=("==", 0))
+        add(f"{name}: polls", len(polls), "polls")
+        add(f"{name}: hit rate (HIT and 304-from-HIT / polls)", round(hits / max(1, len(polls)), 4), "ratio",
+            (">=", 0.99) if read_only else None)
+        add(f"{name}: 304 answers", sum(p.status == 304 for p in polls), "polls")
+        add(f"{name}: database statements, all", delta["db_statements"], "statements")
+        if not read_only:
+            add(f"{name}: of which the writes' own (measured alone)", round(own), "statements")
+        add(f"{name}: database statements per poll" + ("" if read_only else " (writes' own left out)"),
+            round((delta["db_statements"] - own) / max(1, lookups), 4), "statements",
+            ("<=", 0.01) if read_only else None)
+        add(f"{name}: computations", delta["computations"], "computations")
+        if not read_only:
+            add(f"{name}: computations per write", round(delta["computations"] / max(1, ok), 3), "computations",
+                ("<=", 1.2))
+            add(f"{name}: failed writes", len(writes) - ok, "writes", ("==", 0))
         verdicts = judge(polls, run.writes, baselines)
-        add(SCENARIO, label, f"{name}: stale answers (of {verdicts.judged} judged, "
-            f"{verdicts.unjudged} overlapping a write)", verdicts.stale, "polls", target=("==", 0))
-        add(SCENARIO, label, f"{name}: failed polls", sum(not p.answered for p in polls), "polls", target=("==", 0))
-        add(SCENARIO, label, f"{name}: poll latency p50", round(median([p.ms for p in polls]), 2), "ms")
-        add(SCENARIO, label, f"{name}: poll latency p99", round(percentile([p.ms for p in polls], 0.99), 2), "ms")
+        add(f"{name}: stale answers (of {verdicts.judged} judged, {verdicts.unjudged} overlapping a write)",
+            verdicts.stale, "polls", ("==", 0))
+        add(f"{name}: failed polls", sum(not p.answered for p in polls), "polls", ("==", 0))
+        add(f"{name}: poll latency p50", round(median([p.ms for p in polls]), 2), "ms")
+        add(f"{name}: poll latency p99", round(percentile([p.ms for p in polls], 0.99), 2), "ms")
     if run.skipped:
         ctx.report.notes.append(f"Fleet: {run.skipped} polls skipped because the dashboard's previous poll was out.")
-    _report_ratio(ctx, settings, ratio)
-
-
-def _report_ratio(ctx: Context, settings: ServerSettings, runs: list[RatioRun]) -> None:
-    add = ctx.report.add
-    few, many = ctx.plan.ratio_tenants
-    label = f"{settings.label}, {ctx.plan.ratio_rate:g} polls/s over {few} vs {many} warm tenants"
-    cost = {}
-    for n in (few, many):
-        polls = [p for r in runs if r.tenants == n for p in r.polls]
-        deltas = [r.delta for r in runs if r.tenants == n]
-        lookups = sum(d["hits"] + d["misses"] + d["bypasses"] + d["stale"] for d in deltas)
-        statements = sum(d["db_statements"] for d in deltas) / max(1, lookups)
-        hits = sum(p.x_cache == "HIT" for p in polls)
-        cost[n] = median([p.ms for p in polls if p.answered])
-        add(SCENARIO, label, f"{n} tenants: polls", len(polls), "polls")
-        add(SCENARIO, label, f"{n} tenants: HIT share", round(hits / max(1, len(polls)), 4), "ratio")
-        add(SCENARIO, label, f"{n} tenants: database statements per poll", round(statements, 4), "statements",
-            target=("<=", 0.01))
-        add(SCENARIO, label, f"{n} tenants: latency p50", round(cost[n], 2), "ms")
-    add(SCENARIO, label, f"{many} / {few} tenants: latency p50 ratio",
-        round(cost[many] / cost[few], 3) if cost[few] else 0.0, "ratio", target=("<=", 1.25))
+    tenant_scale.report(ctx, SCENARIO, settings, ratio)
