@@ -42,6 +42,12 @@ class ServerSettings:
     threads: int = 4  # gthread only
     redis_url: str | None = None
 
+    @classmethod
+    def deployable(cls, cache: str, worker_class: str, workers: int, threads: int) -> ServerSettings:
+        """The settings production accepts: a per-process cache cannot be shared by workers, so
+        gunicorn refuses SimpleCache with more than one; it then runs one worker."""
+        return cls(cache, worker_class, 1 if cache == "simple" else workers, threads)
+
     @property
     def label(self) -> str:
         shape = f"{self.workers}×{self.threads} threads" if self.worker_class == "gthread" else f"×{self.workers}"
