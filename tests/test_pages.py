@@ -3,10 +3,9 @@ nothing from another origin, and the elements the browser tests and the script r
 
 from __future__ import annotations
 
-from alignwork.blueprints.operations import CacheMetricsSchema
-
 import pytest
 
+from alignwork.blueprints.operations import CacheMetricsSchema
 from alignwork.security import PAGE_POLICY
 from tests.conftest import parse_html as parse
 
