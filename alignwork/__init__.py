@@ -63,10 +63,6 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(pages.bp)
-    if app.config["BENCH_FLOOR"]:
-        from .blueprints import bench
-
-        app.register_blueprint(bench.bp)
     errors.init_app(app)
     security.init_app(app)
     http_metrics.init_app(app)

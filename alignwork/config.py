@@ -44,9 +44,6 @@ class Config:
     # ["*"] for any. Empty: same-origin only, as before. See cors.py.
     CORS_ORIGINS: list[str] = []
 
-    # Adds /bench/floor for `make bench`; never on in a deployment.
-    BENCH_FLOOR = False
-
     API_TITLE = "AlignWork API"
     API_VERSION = "v1"
     OPENAPI_VERSION = "3.0.3"

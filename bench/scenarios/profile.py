@@ -35,6 +35,7 @@ far less CPU per HIT."""
 
 def run(ctx: Context) -> None:
     from alignwork import create_app
+    from bench.floor import with_floor
     from alignwork.auth import issue_token
 
     ctx.clinic_token()  # seeds the tenant
@@ -44,8 +45,9 @@ def run(ctx: Context) -> None:
                                 "CACHE_KEY_PREFIX": ctx.stack.key_prefix}
     requests = 300 if ctx.plan.quick else REQUESTS
     for cache, settings in caches.items():
-        app = create_app({"SQLALCHEMY_DATABASE_URI": ctx.main.url, "SECRET_KEY": "profile-" + "k" * 40,
-                          "BENCH_FLOOR": True, "CACHE_DEFAULT_TIMEOUT": 3600, **settings})
+        app = with_floor(create_app({"SQLALCHEMY_DATABASE_URI": ctx.main.url,
+                                     "SECRET_KEY": "profile-" + "k" * 40, "CACHE_DEFAULT_TIMEOUT": 3600,
+                                     **settings}))
         with app.app_context():
             headers = {"Authorization": f"Bearer {issue_token(CLINIC, 3600)}"}
         client = app.test_client()
