@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
 from ..cache_backends import CacheUnavailable
+from ..services import stats_cache
 from ..services.exceptions import ServiceError
 from ..services.tenants import get_tenant
 from .shell import StatsShell, tenants_named, warm_one
@@ -35,7 +35,7 @@ cache_cli = _CacheGroup("cache", help="Inspect and manage the stats cache (only 
 
 
 def _per_process() -> bool:
-    return current_app.config["CACHE_TYPE"].rsplit(".", 1)[-1] == "SimpleCache"
+    return not stats_cache.cache_is_shared()
 
 
 def _backend_note() -> str:

@@ -413,6 +413,11 @@ def clear(tenant_id: str | None = None) -> int:
     return removed
 
 
+def cache_is_shared() -> bool:
+    """Whether this process sees the cache the server uses (a per-process cache it cannot)."""
+    return _backend().shared
+
+
 def cache_size() -> int | None:
     """Keys this app holds in the cache over all workers; None when the cache cannot be reached."""
     backend = _backend()
