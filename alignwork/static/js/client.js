@@ -67,7 +67,8 @@
   var CACHE_MEANING = {
     HIT: "cache (HIT)",
     MISS: "database (MISS, now cached)",
-    BYPASS: "database (BYPASS: cache unavailable)"
+    BYPASS: "database (BYPASS: cache unavailable)",
+    STALE: "cache (STALE: database unavailable, last numbers kept)"
   };
 
   function describeCache(header, notModified) {
