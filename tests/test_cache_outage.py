@@ -19,7 +19,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 import time_machine
+from sqlalchemy import text
 
+from alignwork.extensions import db
 from alignwork.services import stats_cache
 from tests.conftest import Builder, service_missing
 
@@ -214,7 +216,18 @@ def test_an_invalidation_lost_to_a_hung_redis_is_replayed_when_it_answers(make_a
     assert _get(other.test_client())[:2] == ("HIT", after)
 
 
-def test_a_replay_retires_entries_a_restarted_redis_brought_back(make_app, tmp_path):
+def _book_with_raw_sql(app, patient):
+    """A write whose tenants the app cannot tell: its replay retires every tenant."""
+    with app.app_context():
+        db.session.execute(text(
+            "INSERT INTO appointments (tenant_id, patient_id, starts_at, duration_min, status, "
+            "created_at, updated_at, version) VALUES ('acme', :patient, :at, 30, 'confirmed', :at, :at, 1)"),
+            {"patient": patient, "at": (datetime.now(timezone.utc) + timedelta(minutes=20)).replace(tzinfo=None)})
+        db.session.commit()
+
+
+@pytest.mark.parametrize("write", [_book, _book_with_raw_sql], ids=["api", "raw-sql"])
+def test_a_replay_retires_entries_a_restarted_redis_brought_back(make_app, tmp_path, write):
     """Redis restarts from its append-only file with the entries and generation from before a
     write it never received: without the replay, every worker would serve the old numbers."""
     server = RedisServer(tmp_path, persist=True)
@@ -223,7 +236,7 @@ def test_a_replay_retires_entries_a_restarted_redis_brought_back(make_app, tmp_p
         writer, other, patient = _lost_invalidation_setup(make_app, server)
         before = _get(other.test_client())[1]
         server.stop()
-        _book(writer, patient)
+        write(writer, patient)
         server.start()
         assert _get(other.test_client())[:2] == ("HIT", before)  # restored, and stale
         time.sleep(BACKOFF + 0.1)

@@ -25,11 +25,11 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClau
 
 from ..models import Appointment, AppointmentCount, Tenant
 from . import stats_cache, tenants
+from .stats_cache import EVERY_TENANT
 
 WATCHED_TABLES = frozenset({Appointment.__tablename__, AppointmentCount.__tablename__})
 _TOUCHED = "alignwork.touched_tenants"
 _CHANGED_TENANTS = "alignwork.changed_tenant_records"
-EVERY_TENANT = "*"  # in the touched set: a write whose tenants are unknown
 _WRITE_SQL = re.compile(r"\b(insert|update|delete|replace|truncate|copy)\b", re.IGNORECASE)
 
 
@@ -115,11 +115,8 @@ def _do_orm_execute(state: ORMExecuteState) -> None:
 def _after_commit(session: Session) -> None:
     touched = session.info.pop(_TOUCHED, set())
     changed = session.info.pop(_CHANGED_TENANTS, set())
-    if EVERY_TENANT in touched:
-        stats_cache.invalidate_all()
-    else:
-        for tenant_id in sorted(touched):
-            stats_cache.invalidate(tenant_id)
+    if touched:
+        stats_cache.invalidate(*({EVERY_TENANT} if EVERY_TENANT in touched else touched))
     for tenant_id in sorted(changed):
         tenants.forget(tenant_id)
 

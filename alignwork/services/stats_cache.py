@@ -320,24 +320,34 @@ def _pending() -> _PendingInvalidations:
     return current_app.extensions["alignwork.pending_invalidations"]
 
 
-def invalidate(tenant_id: str) -> bool:
-    """Retire every cached entry of the tenant; call only after the write committed. Attempted
-    even while this worker backs off from Redis. Returns False if the cache could not be
-    written: the tenant is then remembered and replayed when the cache answers again."""
-    if _backend().force_store(generation_key(tenant_id), secrets.token_hex(8), GENERATION_TTL):
-        return True
-    _pending().add(tenant_id)
-    return False
+EVERY_TENANT = "*"  # in an invalidation: a write whose tenants are unknown
 
 
-def invalidate_all() -> bool:
-    """Retire every tenant's entries (a write whose tenants are unknown): deleting the
-    generations does it, as a new one is random and matches no stored entry."""
-    try:
-        _backend().delete_matching(generation_pattern())
-    except CacheUnavailable:
-        return False
+def invalidate(*tenant_ids: str) -> bool:
+    """Retire every cached entry of these tenants (``EVERY_TENANT``: of all); call only after the
+    write committed. Attempted even while this worker backs off from Redis. Returns False if the
+    cache could not be written: the tenants are then remembered and replayed when the cache
+    answers again (after the first failure the others are not tried, so a write pays at most
+    one timeout)."""
+    remaining = sorted(set(tenant_ids))
+    while remaining:
+        if not _retire(remaining[0]):
+            for tenant_id in remaining:
+                _pending().add(tenant_id)
+            return False
+        remaining.pop(0)
     return True
+
+
+def _retire(tenant_id: str) -> bool:
+    if tenant_id == EVERY_TENANT:
+        # A new generation is random and matches no stored entry: deleting them all is enough.
+        try:
+            _backend().delete_matching(generation_pattern())
+        except CacheUnavailable:
+            return False
+        return True
+    return _backend().force_store(generation_key(tenant_id), secrets.token_hex(8), GENERATION_TTL)
 
 
 def _replay_pending() -> bool:
@@ -345,10 +355,9 @@ def _replay_pending() -> bool:
     pending = _pending()
     if not pending:
         return False
-    replayed = False
-    for tenant_id in pending.take():
-        replayed = invalidate(tenant_id) or replayed
-    return replayed
+    taken = pending.take()
+    invalidate(*taken)
+    return bool(taken)
 
 
 # -- inspection, for operators (flask shell, flask cache) -------------------------------------
