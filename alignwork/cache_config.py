@@ -120,12 +120,15 @@ def configure_cache(config: MutableMapping[str, Any]) -> str:
                                  f"{', '.join(sorted(CONNECTION_KEYS | TUNING_KEYS))}.")
     options = config.get("CACHE_OPTIONS")
     if options is not None and not isinstance(options, dict):
-        raise ConfigurationError(f"CACHE_OPTIONS must be a mapping of redis-py client arguments, not {options!r}.")
+        raise ConfigurationError(
+            f"CACHE_OPTIONS must be a mapping of redis-py client arguments, not {options!r}.")
     if kind not in REDIS_TYPES:
         for key in sorted(given & CONNECTION_KEYS):
-            raise ConfigurationError(f"{key} is only read by the Redis cache types, and CACHE_TYPE is {kind}.")
+            raise ConfigurationError(
+                f"{key} is only read by the Redis cache types, and CACHE_TYPE is {kind}.")
         if options:
-            raise ConfigurationError(f"CACHE_OPTIONS is only read by the Redis cache types, and CACHE_TYPE is {kind}.")
+            raise ConfigurationError(
+                f"CACHE_OPTIONS is only read by the Redis cache types, and CACHE_TYPE is {kind}.")
     else:
         for key in sorted(given & CONNECTION_KEYS - _CONNECTION_KEYS[kind]):
             hint = _HINTS.get((kind, key), f"only {_reader_of(key)} reads it")
@@ -155,13 +158,16 @@ def _check_prefix(prefix: object) -> None:
 
 def _check_timeout(value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigurationError(f"CACHE_REDIS_SOCKET_TIMEOUT must be a number of seconds above 0, not {value!r}.")
+        raise ConfigurationError(
+            f"CACHE_REDIS_SOCKET_TIMEOUT must be a number of seconds above 0, not {value!r}.")
 
 
 def _check_options(kind: str, options: dict) -> None:
     allowed = _CLUSTER_OPTIONS | _CLIENT_OPTIONS if kind == "RedisClusterCache" else _CLIENT_OPTIONS
     for name in sorted(options):
-        own = name[len("sentinel_"):] if kind == "RedisSentinelCache" and name.startswith("sentinel_") else name
+        own = name
+        if kind == "RedisSentinelCache" and name.startswith("sentinel_"):
+            own = name[len("sentinel_"):]  # for the connections to the sentinels
         if own in _OWN_OPTIONS:
             raise ConfigurationError(f"CACHE_OPTIONS {name!r} is set by AlignWork: {_OWN_OPTIONS[own]}.")
         if own not in allowed:
@@ -191,7 +197,8 @@ def _number(config, key: str, low: int, high: int | None = None) -> int | None:
 
 def _parse_url(key: str, url: object, schemes: tuple[str, ...]) -> dict:
     if not isinstance(url, str) or not url.startswith(tuple(s + "://" for s in schemes)):
-        raise ConfigurationError(f"{key} must be a {' or '.join(s + '://' for s in schemes)} URL, not {url!r}.")
+        allowed = " or ".join(scheme + "://" for scheme in schemes)
+        raise ConfigurationError(f"{key} must be a {allowed} URL, not {url!r}.")
     try:
         return parse_url(url)
     except ValueError as exc:
@@ -242,17 +249,19 @@ def _check_cluster(config) -> None:
     nodes, url = config.get("CACHE_REDIS_CLUSTER"), config.get("CACHE_REDIS_URL")
     example = "e.g. 10.0.0.5:7000,10.0.0.6:7000,10.0.0.7:7000"
     if nodes is not None and url is not None:
-        raise ConfigurationError("CACHE_REDIS_CLUSTER and CACHE_REDIS_URL both name the cluster; set one of them.")
+        raise ConfigurationError(
+            "CACHE_REDIS_CLUSTER and CACHE_REDIS_URL both name the cluster; set one of them.")
     if url is not None:
         parts = _parse_url("CACHE_REDIS_URL", url, ("redis", "rediss"))
         if parts.get("db", 0) != 0:
-            raise ConfigurationError(f"CACHE_REDIS_URL names database {parts['db']}: a Redis Cluster has only database 0.")
+            raise ConfigurationError(
+                f"CACHE_REDIS_URL names database {parts['db']}: a Redis Cluster has only database 0.")
     elif not isinstance(nodes, str) or not nodes.strip():
-        raise ConfigurationError(f"RedisClusterCache needs CACHE_REDIS_CLUSTER, the nodes to start from ({example}), "
-                                 f"or CACHE_REDIS_URL; not {nodes!r}.")
+        raise ConfigurationError(f"RedisClusterCache needs CACHE_REDIS_CLUSTER, the nodes to start from "
+                                 f"({example}), or CACHE_REDIS_URL; not {nodes!r}.")
     else:
-        config["CACHE_REDIS_CLUSTER"] = ",".join(
-            "{}:{}".format(*_address("CACHE_REDIS_CLUSTER", node.strip(), example)) for node in nodes.split(","))
+        addresses = [_address("CACHE_REDIS_CLUSTER", node.strip(), example) for node in nodes.split(",")]
+        config["CACHE_REDIS_CLUSTER"] = ",".join(f"{host}:{port}" for host, port in addresses)
     _text(config, "CACHE_REDIS_PASSWORD")
 
 

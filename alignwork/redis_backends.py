@@ -234,8 +234,9 @@ class RedisCache(FailOpenRedis, _RedisCache):
                 password=config.get("CACHE_REDIS_PASSWORD"), **options)
         else:
             client = redis.Redis(
-                host=config.get("CACHE_REDIS_HOST") or "localhost", port=config.get("CACHE_REDIS_PORT") or 6379,
-                db=config.get("CACHE_REDIS_DB") or 0, password=config.get("CACHE_REDIS_PASSWORD"), **options)
+                host=config.get("CACHE_REDIS_HOST") or "localhost",
+                port=config.get("CACHE_REDIS_PORT") or 6379, db=config.get("CACHE_REDIS_DB") or 0,
+                password=config.get("CACHE_REDIS_PASSWORD"), **options)
         return cls._build(client, config, kwargs)
 
 
@@ -297,8 +298,9 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
         if config.get("CACHE_REDIS_PASSWORD"):
             options["password"] = config["CACHE_REDIS_PASSWORD"]
         url = config.get("CACHE_REDIS_URL")
-        nodes = [ClusterNode(node.rsplit(":", 1)[0], int(node.rsplit(":", 1)[1])) for node in (config.get("CACHE_REDIS_CLUSTER") or "").split(",")
-                 if node]
+        listed = (config.get("CACHE_REDIS_CLUSTER") or "").split(",")
+        nodes = [ClusterNode(host, int(port))
+                 for host, port in (node.rsplit(":", 1) for node in listed if node)]
 
         def connect() -> redis.RedisCluster:
             if url:

@@ -12,7 +12,6 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import redis
 
 from tests.conftest import Builder
 from tests.redis_servers import RedisServer
