@@ -1,8 +1,8 @@
 """``flask cache``: look inside the stats cache and manage it (only this app's keys).
 
 The commands share their operations with the ``stats`` helper of ``flask shell``
-(``commands/shell.py``). On RedisCache they see the cache every worker shares; on SimpleCache
-only this process's own.
+(``commands/shell.py``). On the Redis types they see the cache every worker shares (on a
+cluster, every primary); on SimpleCache only this process's own.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ cache_cli = _CacheGroup("cache", help="Inspect and manage the stats cache (only 
 
 def _backend_note() -> str:
     kind = current_app.config["CACHE_TYPE"].rsplit(".", 1)[-1]
+    if kind == "NullCache":
+        return "caching off"
     return "this process only" if kind == "SimpleCache" else "shared"
 
 
