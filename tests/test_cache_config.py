@@ -53,19 +53,22 @@ def test_sentinels_from_the_environment_become_address_pairs(monkeypatch):
     backend = next(iter(app.extensions["cache"].values()))
     pool = backend._read_client.connection_pool
     assert pool.is_master and pool.service_name == "cache"  # reads from the master, not a replica
-    assert [s.connection_pool.connection_kwargs["port"] for s in pool.sentinel_manager.sentinels] == [26379] * 2
+    ports = [s.connection_pool.connection_kwargs["port"] for s in pool.sentinel_manager.sentinels]
+    assert ports == [26379] * 2
 
 
 @pytest.mark.parametrize("settings,message", [
     ({"CACHE_TYPE": "MemcachedCache"},
-     "CACHE_TYPE 'MemcachedCache' is not supported: the stats cache needs a cache it can lock and list keys in"),
-    ({"CACHE_TYPE": "RedisCash"}, "CACHE_TYPE must be one of NullCache, SimpleCache, RedisCache, "
-                                  "RedisSentinelCache, RedisClusterCache (or its flask_caching.backends path), "
-                                  "not 'RedisCash'."),
+     "CACHE_TYPE 'MemcachedCache' is not supported: the stats cache needs a cache it can lock and list "
+     "keys in"),
+    ({"CACHE_TYPE": "RedisCash"},
+     "CACHE_TYPE must be one of NullCache, SimpleCache, RedisCache, RedisSentinelCache, "
+     "RedisClusterCache (or its flask_caching.backends path), not 'RedisCash'."),
     ({"CACHE_TYPE": "null"}, "CACHE_TYPE 'null' is a Flask-Caching 1 alias that Flask-Caching 2 no longer "
                              "accepts; use 'NullCache'."),
-    ({"CACHE_TYPE": None}, "CACHE_TYPE must be one of NullCache, SimpleCache, RedisCache, RedisSentinelCache, "
-                           "RedisClusterCache, not None (to switch caching off: NullCache)."),
+    ({"CACHE_TYPE": None},
+     "CACHE_TYPE must be one of NullCache, SimpleCache, RedisCache, RedisSentinelCache, "
+     "RedisClusterCache, not None (to switch caching off: NullCache)."),
     ({"CACHE_TYPE": "flask_caching.backends.simplecache.RedisCache"}, "CACHE_TYPE must be one of"),
     ({"CACHE_TYPE": "SimpleCache", "CACHE_REDIS_URL": "redis://cache:6379/0"},
      "CACHE_REDIS_URL is only read by the Redis cache types, and CACHE_TYPE is SimpleCache."),
@@ -87,7 +90,8 @@ def test_sentinels_from_the_environment_become_address_pairs(monkeypatch):
      "CACHE_REDIS_URL must be a redis:// or rediss:// or unix:// URL, not 'http://cache:6379/0'."),
     ({"CACHE_TYPE": "RedisCache", "CACHE_REDIS_PORT": "six"},
      "CACHE_REDIS_PORT must be a whole number from 1 to 65535, not 'six'."),
-    ({"CACHE_TYPE": "RedisCache", "CACHE_REDIS_DB": -1}, "CACHE_REDIS_DB must be a whole number of at least 0"),
+    ({"CACHE_TYPE": "RedisCache", "CACHE_REDIS_DB": -1},
+     "CACHE_REDIS_DB must be a whole number of at least 0"),
     ({"CACHE_TYPE": "RedisCache", "CACHE_REDIS_SOCKET_TIMEOUT": 0},
      "CACHE_REDIS_SOCKET_TIMEOUT must be a number of seconds above 0, not 0."),
     ({"CACHE_TYPE": "RedisCache", "CACHE_OPTIONS": {"decode_responses": True}},

@@ -94,7 +94,8 @@ def test_failover_under_load_fails_no_poll_and_caching_resumes(tmp_path, sentine
             wait_for(lambda: [a[2] for a in poller.answers[-8:]] == ["HIT"] * 8, 20, "no steady HITs")
             killed = time.monotonic()
             sentinels.master.kill()
-            wait_for(lambda: sentinels.master_port() != old_master, 30, "Sentinel did not promote the replica")
+            wait_for(lambda: sentinels.master_port() != old_master, 30,
+                     "Sentinel did not promote the replica")
             promoted = time.monotonic()
             wait_for(lambda: [a[2] for a in poller.answers[-8:]] == ["HIT"] * 8, 20,
                      "caching did not resume on the new master")
@@ -107,7 +108,8 @@ def test_failover_under_load_fails_no_poll_and_caching_resumes(tmp_path, sentine
 
         soon = (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
         created = server.request("POST", "/api/v1/appointments", {
-            "patientId": patient["id"], "startsAt": soon, "durationMin": 30, "status": "confirmed"}, server.token)
+            "patientId": patient["id"], "startsAt": soon, "durationMin": 30, "status": "confirmed"},
+            server.token)
         assert created[0] == 201
         status, outcome, body = server.stats()
         counts = json.loads(body)
