@@ -115,8 +115,9 @@ def test_warm_exits_non_zero_when_the_cache_is_unreachable(make_app):
 
 def test_stats_prints_the_metrics(warmed):
     metrics = dict(line.split("\t") for line in cli(warmed, "stats"))
-    assert set(metrics) == {"hits", "misses", "bypasses", "total_requests", "hit_rate", "computations",
-                            "avg_hit_time_ms", "avg_miss_time_ms", "cache_size"}
+    assert set(metrics) == {"hits", "misses", "bypasses", "stale", "total_requests", "hit_rate",
+                            "computations", "db_statements", "avg_hit_time_ms", "avg_miss_time_ms",
+                            "cache_size"}
     assert int(metrics["misses"]) >= 3 and int(metrics["computations"]) >= 3
     assert int(metrics["cache_size"]) >= 3
 
