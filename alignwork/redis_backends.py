@@ -311,11 +311,15 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
 
     def _mget(self, names: list[str]) -> list[Any]:
         """One MGET when the keys share a slot (a poll's keys do); else one per slot, which
-        is what an operator's listing across tenants needs."""
+        is what an operator's listing across tenants needs. redis-py refuses a cross-slot MGET
+        before sending anything, so trying costs the hot path nothing."""
         client = self._read_client.get()
-        if len({client.keyslot(name) for name in names}) == 1:
+        try:
             return client.mget(names)
-        return client.mget_nonatomic(names)
+        except RedisClusterException:
+            if len({client.keyslot(name) for name in names}) == 1:
+                raise  # not a cross-slot read: a real failure, for the breaker
+            return client.mget_nonatomic(names)
 
     def _node_clients(self) -> list[Any]:
         client = self._write_client.get()
