@@ -37,6 +37,8 @@ run: install instance/config.py
 	echo "AlignWork on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/api/docs)"; \
 	echo "Demo tenant token (30 days):"; \
 	echo "  $$token"; \
+	echo "Dashboard (the token travels in the fragment, never to the server's logs):"; \
+	echo "  http://$(HOST):$(PORT)/#token=$$token"; \
 	echo "Try:"; \
 	echo "  curl -i -H 'Authorization: Bearer $$token' 'http://$(HOST):$(PORT)/api/v1/appointments/mega-stats?tz=America/Recife'"; \
 	echo

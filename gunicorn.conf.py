@@ -9,6 +9,16 @@ import shutil
 import sys
 import tempfile
 
+# prometheus_client's multiprocess mode: every worker writes its metrics here and /metrics and
+# cache-metrics read them all. Set before anything imports the app (below, then every worker).
+# A folder made here is deleted when the server exits (on_exit); one the operator gave is left
+# alone. The folder made is remembered in the environment, because gunicorn reads this file
+# again on a reload (HUP).
+_MADE_HERE = "_ALIGNWORK_GUNICORN_METRICS_DIR"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_MADE_HERE] = tempfile.mkdtemp(prefix="alignwork-metrics-")
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
 
 def _cache_is_shared():
     """Whether the app's configured cache is seen by every worker (None: the config is broken,
@@ -41,10 +51,6 @@ errorlog = "-"
 # %(p)s the worker <pid>, %(M)s the duration in ms, and the X-Cache result (HIT, MISS, BYPASS).
 access_log_format = '%(h)s %(p)s "%(r)s" %(s)s %(b)s %(M)sms cache=%({x-cache}o)s'
 
-# prometheus_client's multiprocess mode: every worker writes its metrics here and /metrics and
-# cache-metrics read them all. Set before any worker imports the app.
-_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="alignwork-metrics-")
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
 def on_starting(server):
@@ -72,3 +78,8 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if os.environ.get(_MADE_HERE) == _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

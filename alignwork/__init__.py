@@ -12,10 +12,21 @@ from flask import Flask
 from .config import ENVIRONMENTS, database_url_from_env, environment_name
 
 
-def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
+INSTANCE_PATH_VARIABLE = "ALIGNWORK_INSTANCE_PATH"
+
+
+def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path: str | None = None) -> Flask:
     """Build the app. Config layers: defaults, instance/config.py, DATABASE_URL,
-    ALIGNWORK_* variables, then ``config_overrides``."""
-    app = Flask(__name__, instance_relative_config=True)
+    ALIGNWORK_* variables, then ``config_overrides``.
+
+    The instance folder (local settings, the SQLite database) is ``instance/`` beside the
+    package unless ``instance_path`` or ``ALIGNWORK_INSTANCE_PATH`` names another: the tests
+    give every app a private one, so a developer's ``instance/config.py`` never leaks into them.
+    """
+    instance_path = instance_path or os.environ.get(INSTANCE_PATH_VARIABLE) or None
+    if instance_path:
+        instance_path = os.path.abspath(instance_path)
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
 
     app.config.from_object(ENVIRONMENTS[environment_name()])
@@ -27,12 +38,12 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     _finish_config(app)
     app.json.sort_keys = False
 
-    from . import auth, commands, errors, http_metrics, metrics, security
-    from .blueprints import appointments, health, operations, patients, stats
+    from . import auth, commands, cors, errors, http_metrics, metrics, security
+    from .blueprints import appointments, docs, health, operations, pages, patients, stats
     from .cache_backends import is_shared
     from .config import default_cache_timeout
     from .extensions import api, cache, db, migrate
-    from .services import invalidation
+    from .services import invalidation, stats_cache
 
     if app.config["CACHE_DEFAULT_TIMEOUT"] is None:
         app.config["CACHE_DEFAULT_TIMEOUT"] = default_cache_timeout(is_shared(app.config["CACHE_TYPE"]))
@@ -49,14 +60,14 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(appointments.blp)
     api.register_blueprint(operations.blp)
     app.register_blueprint(health.bp)
-    if app.config["BENCH_FLOOR"]:
-        from .blueprints import bench
-
-        app.register_blueprint(bench.bp)
+    app.register_blueprint(docs.bp)
+    app.register_blueprint(pages.bp)
     errors.init_app(app)
     security.init_app(app)
     http_metrics.init_app(app)
+    cors.init_app(app)
     auth.init_app(app)
+    stats_cache.init_app(app)
     invalidation.init_app(app)
     commands.init_app(app)
 

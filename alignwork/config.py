@@ -7,6 +7,7 @@ environment variables and finally the overrides passed to ``create_app``.
 from __future__ import annotations
 
 import os
+import re
 
 
 class Config:
@@ -40,8 +41,9 @@ class Config:
     MIN_SECRET_KEY_BYTES = 32
     MAX_CONTENT_LENGTH = 64 * 1024
 
-    # Adds /bench/floor for `make bench`; never on in a deployment.
-    BENCH_FLOOR = False
+    # Browser origins (scheme://host[:port]) allowed to call /api/v1 from their own pages, or
+    # ["*"] for any. Empty: same-origin only, as before. See cors.py.
+    CORS_ORIGINS: list[str] = []
 
     API_TITLE = "AlignWork API"
     API_VERSION = "v1"
@@ -49,7 +51,10 @@ class Config:
     OPENAPI_URL_PREFIX = "/api"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    # Swagger UI's files come from the app itself (blueprints/docs.py), so the docs work offline.
+    OPENAPI_SWAGGER_UI_URL = "/api/docs/assets/"
+    # BaseLayout shows no validator badge; null also keeps Swagger UI from ever calling one.
+    OPENAPI_SWAGGER_UI_CONFIG = {"validatorUrl": None}
     API_SPEC_OPTIONS = {
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearerAuth": []}],
@@ -83,7 +88,42 @@ def default_cache_timeout(shared: bool) -> int:
     return SHARED_CACHE_TIMEOUT if shared else LOCAL_CACHE_TIMEOUT
 
 
+# What a browser sends as Origin: scheme://host[:port], no path, no trailing slash. Anything
+# else would never match (flask-cors compares literally) or would be taken for a regular
+# expression and matched as a prefix (flask-cors treats strings with *?[]()^$ as regexes).
+_ORIGIN = re.compile(
+    r"[a-z][a-z0-9+.-]*://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?",
+    re.IGNORECASE,
+)
+
+
+def _port(origin: str) -> int:
+    host_and_port = origin.split("://", 1)[1]
+    tail = host_and_port.rsplit("]", 1)[-1]
+    return int(tail.rsplit(":", 1)[1]) if ":" in tail else 0
+
+
+def check_cors_origins(origins) -> None:
+    example = 'ALIGNWORK_CORS_ORIGINS=\'["https://dashboard.example.com", "http://localhost:5173"]\''
+    if not isinstance(origins, (list, tuple)):
+        raise ConfigurationError(
+            f"CORS_ORIGINS must be a list of origins, not {type(origins).__name__} {origins!r}; e.g. {example}"
+        )
+    if "*" in origins and len(origins) > 1:
+        raise ConfigurationError('CORS_ORIGINS: "*" (any origin) must stand alone, not beside other origins.')
+    for origin in origins:
+        if origin == "*":
+            continue
+        if not isinstance(origin, str) or not _ORIGIN.fullmatch(origin) or _port(origin) > 65535:
+            raise ConfigurationError(
+                f"CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port], no path or trailing "
+                f"slash); e.g. {example}"
+            )
+
+
 def check_always(config) -> None:
+    check_cors_origins(config["CORS_ORIGINS"])
     for old, new in _REPLACED.items():
         if old in config:
             raise ConfigurationError(f"{old} is no longer read; use {new}.")

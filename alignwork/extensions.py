@@ -1,6 +1,7 @@
 """The unbound extension objects; ``create_app`` binds them. Nothing else creates them."""
 
 from flask_caching import Cache
+from flask_cors import CORS
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -25,3 +26,4 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 cache = Cache()
 api = Api()
+cors = CORS()

@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import event
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -27,6 +26,7 @@ from prometheus_client import (
     Histogram,
     multiprocess,
 )
+from sqlalchemy import event
 
 if _MULTIPROC_DIR := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.makedirs(_MULTIPROC_DIR, exist_ok=True)  # the metric objects below open files there

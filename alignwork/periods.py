@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
+from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 PERIOD_NAMES = ("today", "week", "month", "nextMonth")
@@ -51,11 +51,10 @@ def parse_timezone(name: str) -> ZoneInfo:
 
 @dataclass(frozen=True)
 class Period:
+    """``[start, end)`` in UTC."""
+
     start: datetime
     end: datetime
-
-    def __contains__(self, instant: datetime) -> bool:
-        return self.start <= instant < self.end
 
 
 def local_date(tz: ZoneInfo, instant: datetime) -> date:
@@ -108,8 +107,3 @@ def periods_for_date(tz: ZoneInfo, today: date) -> dict[str, Period]:
         "month": Period(starts[month_start], starts[next_month]),
         "nextMonth": Period(starts[next_month], starts[after_next]),
     }
-
-
-def periods_at(tz: ZoneInfo, instant: datetime) -> dict[str, Period]:
-    """The four periods around an aware ``instant``, as seen in ``tz``."""
-    return periods_for_date(tz, local_date(tz, instant))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import g, request
 
-from .auth import ADMIN, AuthError, Claims, Principal, admit, authenticate, read_claims
+from .auth import ADMIN, AuthError, Principal, admit, authenticate, read_claims
 from .services.exceptions import ServiceError
 from .services.tenants import TenantInfo, is_valid_tenant_id
 
@@ -58,20 +58,20 @@ def resolve_tenant() -> None:
 
 
 def resolve_claims() -> None:
-    """``before_request`` of the stats endpoint: a valid tenant token naming this tenant, or a
-    refusal (401/403/400). No I/O: the revocation check waits for ``admit_tenant``."""
+    """``before_request`` of the stats endpoint: a valid tenant token, or a refusal (401/403).
+    No I/O: the revocation check waits for ``admit_tenant``."""
     if request.method == "OPTIONS":
         return
     claims = read_claims(request.headers.get("Authorization"))
     if claims.scope == ADMIN:
         raise AuthError("Admin tokens cannot act for a tenant; use the tenant's token.", 403)
-    named = _named_tenant_id()
-    if named is not None and named != claims.tenant_id:
-        raise AuthError("tenantId does not match the token's tenant.", 403)
     g.claims = claims
 
 
-def claimed_tenant_id() -> str:
+def claimed_tenant_id(named: str | None) -> str:
+    """The token's tenant; ``named`` is the ``tenantId`` the view parsed, if any (403 if another)."""
+    if named is not None and named != g.claims.tenant_id:
+        raise AuthError("tenantId does not match the token's tenant.", 403)
     return g.claims.tenant_id
 
 

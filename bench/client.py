@@ -1,4 +1,5 @@
-"""Single requests the harness makes itself: reading the cache metrics, and the stampede.
+"""Single requests the harness makes itself: reading the cache metrics, the stampede, and the
+fleet's polls and writes (``bench/dashboards.py`` schedules those).
 
 The stampede needs something wrk cannot do: open 200 connections first and release all 200
 requests at one instant, then read every answer's X-Cache. A barrier over plain
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 METRICS_PATH = "/api/v1/appointments/cache-metrics"
-METRIC_NAMES = ("computations", "hits", "misses", "bypasses")
+METRIC_NAMES = ("computations", "hits", "misses", "bypasses", "stale", "db_statements")
 
 
 @dataclass
@@ -25,14 +26,23 @@ class Answer:
     x_cache: str
     seconds: float
     error: str = ""
+    etag: str = ""
+    body: bytes = b""
 
 
 def get(url: str, token: str | None = None, timeout: float = 10) -> Answer:
+    return send(url, token, timeout=timeout)
+
+
+def send(url: str, token: str | None = None, method: str = "GET", headers: dict[str, str] | None = None,
+         payload: object = None, timeout: float = 10) -> Answer:
+    """One request on a connection of its own (gunicorn's sync workers close it after each
+    answer anyway); ``payload`` is sent as JSON. The answer keeps its ETag and body."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     started = time.perf_counter()
     try:
-        return _send(conn, _target(parts), token, started)
+        return _send(conn, _target(parts), token, started, method, headers, payload)
     finally:
         conn.close()
 
@@ -102,12 +112,19 @@ def _target(parts) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def _send(conn: http.client.HTTPConnection, target: str, token: str | None, started: float) -> Answer:
+def _send(conn: http.client.HTTPConnection, target: str, token: str | None, started: float,
+          method: str = "GET", extra: dict[str, str] | None = None, payload: object = None) -> Answer:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers.update(extra or {})
+    body = None
+    if payload is not None:
+        body = json.dumps(payload).encode()
+        headers["Content-Type"] = "application/json"
     try:
-        conn.request("GET", target, headers=headers)
+        conn.request(method, target, body=body, headers=headers)
         response = conn.getresponse()
-        response.read()
-        return Answer(response.status, response.getheader("X-Cache", ""), time.perf_counter() - started)
+        data = response.read()
+        return Answer(response.status, response.getheader("X-Cache", ""), time.perf_counter() - started,
+                      etag=response.getheader("ETag", ""), body=data)
     except (OSError, http.client.HTTPException) as exc:
         return Answer(0, "", time.perf_counter() - started, type(exc).__name__)

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-SCENARIOS = ("hit", "miss", "stampede", "outage", "growth", "profile")
+SCENARIOS = ("hit", "miss", "stampede", "outage", "growth", "profile", "fleet")
 DATABASES = ("sqlite", "postgresql")
 CACHES = ("simple", "redis", "cluster")  # cluster: RedisClusterCache on three private primaries
 WORKER_CLASSES = ("sync", "gthread")
@@ -39,6 +39,16 @@ class Plan:
     outage_seconds: int = 10  # each of before, during and after
     growth_tenants: int = 1000
     growth_zones: int = 10  # zones per tenant in each of the two growth phases
+    fleet_tenants: int = 100  # 60 % with one open dashboard, 30 % with two, 10 % with five
+    fleet_workers: int = 3
+    fleet_interval: float = 30.0  # seconds between a dashboard's polls ...
+    fleet_jitter: float = 3.0  # ... give or take this
+    fleet_read_seconds: int = 60  # measured without writes, after a warm-up round
+    fleet_write_seconds: int = 90  # with writes, then one more interval of polling
+    fleet_write_every: int = 300  # seconds between writes of one tenant, on average
+    ratio_tenants: tuple[int, int] = (10, 1000)  # the same poll load spread over few and many
+    ratio_rate: float = 20.0  # polls per second
+    ratio_seconds: int = 15  # per measurement; ``repeats`` alternated pairs
     redis_url: str = "redis://127.0.0.1:6379/0"
     postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     output: str = ""
@@ -53,6 +63,8 @@ QUICK = dict(
     quick=True, workers=2, threads=2, connections=4, run_seconds=1, repeats=1, warmup_seconds=0,
     clinic_appointments=500, miss_sizes=(100, 1000), miss_repeats=3, miss_seconds=1.0,
     stampede_requests=20, stampede_rounds=1, outage_seconds=1, growth_tenants=10, growth_zones=3,
+    fleet_tenants=10, fleet_interval=1.0, fleet_jitter=0.2, fleet_read_seconds=2, fleet_write_seconds=3,
+    fleet_write_every=6, ratio_tenants=(3, 30), ratio_seconds=1,
     worker_classes=("sync",),
 )
 
@@ -61,7 +73,8 @@ def parse_args(argv: list[str] | None = None) -> Plan:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Measure the mega-stats cache against a floor route, the miss path at scale, "
-                    "a stampede, a Redis outage and memory growth; print one table and write "
+                    "a stampede, a Redis outage, memory growth and a fleet of polling dashboards; "
+                    "print one table and write "
                     "bench/RESULTS.md.",
     )
     parser.add_argument("--quick", action="store_true",

@@ -1,8 +1,9 @@
 """The production stack a run starts and stops: gunicorn with ``gunicorn.conf.py``, a Redis of
 its own for the outage, a Redis Cluster of its own, and the ``flask`` commands that prepare data.
 
-The benchmark measures the service the way it is deployed (``gunicorn -c gunicorn.conf.py
-wsgi:app`` configured by environment variables), not an app object in the test client, so what
+The benchmark measures the service the way it is deployed (``gunicorn -c gunicorn.conf.py``
+serving the production app, plus the floor route: ``bench.wsgi:app``, configured by environment
+variables), not an app object in the test client, so what
 it reports is what an operator would see. Everything listens on 127.0.0.1 only.
 """
 
@@ -41,6 +42,12 @@ class ServerSettings:
     workers: int = 4
     threads: int = 4  # gthread only
     redis_url: str | None = None
+
+    @classmethod
+    def deployable(cls, cache: str, worker_class: str, workers: int, threads: int) -> ServerSettings:
+        """The settings production accepts: a per-process cache cannot be shared by workers, so
+        gunicorn refuses SimpleCache with more than one; it then runs one worker."""
+        return cls(cache, worker_class, 1 if cache == "simple" else workers, threads)
 
     @property
     def label(self) -> str:
@@ -126,7 +133,7 @@ class Stack:
         log.hide(self.key_prefix, "bench-$RUN:")
         self.common_env = {
             "ALIGNWORK_ENV": "production", "ALIGNWORK_SECRET_KEY": self.secret_key,
-            "ALIGNWORK_CACHE_KEY_PREFIX": self.key_prefix, "ALIGNWORK_BENCH_FLOOR": "true",
+            "ALIGNWORK_CACHE_KEY_PREFIX": self.key_prefix,
             "ALIGNWORK_CACHE_DEFAULT_TIMEOUT": str(STATS_TTL),
         }
         # No access log: it costs the same on every route and is not what is measured.
@@ -200,7 +207,7 @@ class Stack:
             "PROMETHEUS_MULTIPROC_DIR": str(self.run_dir / f"metrics-{port}"),
         }
         args = [BIN / "gunicorn", "-c", "gunicorn.conf.py", "-w", str(settings.workers),
-                "-b", f"127.0.0.1:{port}", "wsgi:app"]
+                "-b", f"127.0.0.1:{port}", "bench.wsgi:app"]
         self.log.hide(f"127.0.0.1:{port}", "127.0.0.1:$PORT")
         self.log.hide(f"metrics-{port}", "metrics-$PORT")
         self.log.record(args, env)

@@ -73,6 +73,7 @@ def command(
     rotate: Path | None = None,
     once: bool = False,
     timeout_s: float = 5.0,
+    headers: dict[str, str] | None = None,
 ) -> list[str]:
     """The wrk command line. ``rotate`` is a file of ``path<TAB>token`` lines sent in turn by
     ``requests.lua``, which also counts X-Cache answers; ``once`` sends each line once."""
@@ -83,6 +84,8 @@ def command(
     ]
     if token:
         args += ["-H", f"Authorization: Bearer {token}"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
     if rotate is not None:
         args += ["-s", str(LUA_SCRIPT)]
     args.append(url)

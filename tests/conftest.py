@@ -2,6 +2,10 @@
 
 Backends are fixture parameters. PostgreSQL and Redis tests skip with a reason when the server
 is unreachable, and fail instead when ALIGNWORK_REQUIRE_SERVICES=1 (as in CI).
+
+No test reads the project's ``instance/`` folder (``make run`` writes a SECRET_KEY there): every
+app gets an instance folder of its own, and so does every ``flask``/gunicorn process a test starts
+(through ``ALIGNWORK_INSTANCE_PATH``).
 """
 
 from __future__ import annotations
@@ -10,26 +14,65 @@ import contextlib
 import functools
 import os
 import uuid
+from html.parser import HTMLParser
 from datetime import datetime, timezone
+from datetime import time as dt_time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
+import time_machine
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
-from alignwork import create_app
+from alignwork import INSTANCE_PATH_VARIABLE, create_app
 from alignwork.auth import issue_token
 from alignwork.extensions import db
 from alignwork.models import Appointment
-from alignwork.services import patients, stats_cache, tenants
+from alignwork.services import patients, tenants
 
 REQUIRE_SERVICES = os.environ.get("ALIGNWORK_REQUIRE_SERVICES") == "1"
+# The in-process modules whose answers depend on the date: with --cross-midnight only these run
+# (CI runs them once more in Recife and in Tokyo).
+DATE_SENSITIVE = ("test_appointments_api.py", "test_auth.py", "test_cache.py", "test_cache_admin.py",
+                  "test_cli.py", "test_conditional_polling.py", "test_hostile_input.py",
+                  "test_invalidation.py")
+ARTIFACTS = Path(os.environ.get("ALIGNWORK_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "artifacts")
+_saved_artifacts: list[Path] = []
 PG_URL = os.environ.get(
     "ALIGNWORK_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("ALIGNWORK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--cross-midnight", metavar="ZONE", default=None,
+        help="run the date-sensitive modules only, each test starting at 23:59:55 local time in "
+             "ZONE with the clock ticking, so that it crosses midnight while it runs (tests that "
+             "need a date must pin the clock)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--cross-midnight"):
+        chosen = [item for item in items if item.path.name in DATE_SENSITIVE]
+        config.hook.pytest_deselected(items=[item for item in items if item not in chosen])
+        items[:] = chosen
+
+
+@pytest.fixture(autouse=True)
+def _clock_before_midnight(request):
+    zone = request.config.getoption("--cross-midnight")
+    if not zone:
+        yield
+        return
+    tz = ZoneInfo(zone)
+    late = datetime.combine(datetime.now(tz).date(), dt_time(23, 59, 55), tzinfo=tz)
+    with time_machine.travel(late, tick=True):
+        yield
 
 
 def service_missing(reason: str) -> None:
@@ -37,6 +80,21 @@ def service_missing(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (ALIGNWORK_REQUIRE_SERVICES=1 forbids skipping)", pytrace=False)
     pytest.skip(reason)
+
+
+def record_artifact(name: str) -> Path:
+    """Where a test saves a file for people to look at (screenshots); listed at the end of the run."""
+    path = ARTIFACTS / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _saved_artifacts.append(path)
+    return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _saved_artifacts:
+        terminalreporter.write_line(f"test artifacts ({len(_saved_artifacts)} files) in {ARTIFACTS}:")
+        for path in _saved_artifacts:
+            terminalreporter.write_line(f"  {path.relative_to(ARTIFACTS)}")
 
 
 @functools.cache
@@ -86,6 +144,20 @@ def postgres_schema():
         admin.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_instance_folder(tmp_path_factory):
+    """The instance folder of every app the tests do not give one: in this process and in the
+    processes the tests start, which inherit the variable."""
+    path = tmp_path_factory.mktemp("app") / "instance"
+    previous = os.environ.get(INSTANCE_PATH_VARIABLE)
+    os.environ[INSTANCE_PATH_VARIABLE] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop(INSTANCE_PATH_VARIABLE, None)
+    else:
+        os.environ[INSTANCE_PATH_VARIABLE] = previous
+
+
 @pytest.fixture
 def make_app(tmp_path):
     """Build apps: ``make_app(database="sqlite"|"postgresql", cache="simple"|"redis", **config)``.
@@ -119,7 +191,8 @@ def make_app(tmp_path):
                 settings.update(CACHE_TYPE="SimpleCache", CACHE_KEY_PREFIX="alignwork:")
             if shared_as:
                 shared[shared_as] = settings
-        app = create_app({"TESTING": True, **settings, **config})
+        instance = tmp_path / f"instance-{uuid.uuid4().hex[:8]}"
+        app = create_app({"TESTING": True, **settings, **config}, instance_path=str(instance))
         app.test_client_class = TenantClient
         with app.app_context():
             if create_schema:
@@ -259,3 +332,40 @@ def count_statements(app):
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
+
+
+class Tags(HTMLParser):
+    """The tags of an HTML page, and whether it holds inline script or style."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.inline_script = False
+        self.inline_style = False
+        self._in = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        self._in = tag
+        if "style" in attributes or any(name.startswith("on") for name in attributes):
+            self.inline_style = True
+        if tag == "style":
+            self.inline_style = True
+
+    def handle_endtag(self, tag):
+        self._in = None
+
+    def handle_data(self, data):
+        if self._in == "script" and data.strip():
+            self.inline_script = True
+
+    def find(self, tag=None, **wanted):
+        return [attrs for name, attrs in self.tags
+                if (tag is None or name == tag) and all(attrs.get(k.replace("_", "-")) == v for k, v in wanted.items())]
+
+
+def parse_html(response) -> Tags:
+    tags = Tags()
+    tags.feed(response.get_data(as_text=True))
+    return tags

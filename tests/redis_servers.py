@@ -64,12 +64,14 @@ class RedisServer:
     """A redis-server on a free loopback port; ``args`` are extra command-line options."""
 
     def __init__(self, directory: Path, *args: str, port: int | None = None, password: str | None = None,
-                 sentinel: bool = False):
+                 sentinel: bool = False, persist: bool = False):
         self.binary = _binary("redis-server")
         self.dir = Path(directory)
         self.port = port or free_port()
         self.password = password
         self.sentinel = sentinel
+        # Persisting: every write to the append-only file before it is acknowledged.
+        self.persistence = ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
         self.args = list(args)
         self.process: subprocess.Popen | None = None
 
@@ -92,7 +94,7 @@ class RedisServer:
             config.write_text("\n".join(self.args) + "\n")
             command += [str(config), "--sentinel"]
         else:
-            command += ["--save", "", "--appendonly", "no", *self.args]
+            command += ["--save", "", *self.persistence, *self.args]
             if self.password:
                 command += ["--requirepass", self.password]
         command += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]

@@ -241,7 +241,7 @@ def test_openapi_declares_the_bearer_scheme_and_stays_public(client):
 
 def _import_wsgi(env_overrides: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "ALIGNWORK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/w.sqlite",
-           **env_overrides}
+           "ALIGNWORK_INSTANCE_PATH": str(tmp_path / "instance"), **env_overrides}
     return subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 

@@ -60,11 +60,13 @@ def test_quick_run_covers_every_scenario_its_backends_allow(quick_run):
     _, *rows = table_rows(printed)
     scenarios = {row[0] for row in rows}
     # The outage needs Redis, which this run (SimpleCache) leaves out on purpose.
-    assert scenarios == {"1 HIT vs floor", "2 MISS at scale", "3 stampede", "5 growth", "6 profile"}
+    assert scenarios == {"1 HIT vs floor", "2 MISS at scale", "3 stampede", "5 growth", "6 profile", "7 fleet"}
     measures = {row[2] for row in rows}
     assert {"HIT / floor throughput", "SQL statements per computation", "failed requests"} <= measures
     judged = {row[2] for row in rows if row[5] != "—"}
     assert "HIT / floor throughput" in judged and "SQL statements per computation" in judged
+    assert "304 / floor throughput" in judged
+    assert any("stale answers" in measure for measure in judged)
 
 
 @pytest.mark.slow
@@ -103,3 +105,18 @@ def test_wrk_report_is_read_with_its_units_and_failures():
     assert result.p50 == pytest.approx(0.85) and result.p99 == pytest.approx(1200.0)
     assert result.failed == 4 + 2 + 3
     assert result.xcache == {"HIT": 1700, "MISS": 1, "BYPASS": 20, "OTHER": 5}
+
+
+def test_a_poll_sent_after_a_write_answered_must_show_it():
+    from bench.dashboards import Poll
+    from bench.freshness import Write, judge
+
+    zero = {period: {"confirmed": 0, "pending": 0} for period in ("today", "week", "month", "nextMonth")}
+    booked = {**zero, **{p: {"confirmed": 1, "pending": 0} for p in ("today", "week", "month")}}
+    write = Write("t", sent=10.0, received=11.0, ok=True, change={"confirmed": +1})
+
+    def poll(sent: float, counts: dict) -> Poll:
+        return Poll("t", sent, sent + 0.5, 200, "HIT", counts, conditional=False)
+
+    verdicts = judge([poll(5, zero), poll(10.8, zero), poll(12, booked), poll(13, zero)], [write], {"t": zero})
+    assert (verdicts.judged, verdicts.unjudged, verdicts.stale) == (3, 1, 1)

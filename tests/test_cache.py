@@ -10,9 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
 from alignwork.extensions import cache, db
+from alignwork.models import Tenant
+from alignwork.services import stats_cache
 from tests.conftest import Builder, count_statements, utc
 
 STATS = "/api/v1/appointments/mega-stats"
@@ -73,14 +75,53 @@ def test_tenants_and_time_zones_never_share_an_entry(client, acme):
     assert stats(client, "acme")[1]["month"]["confirmed"] == 1
 
 
-def test_entries_expire_after_the_ttl(make_app, cache_backend):
+def test_a_due_entry_is_recomputed(make_app, cache_backend):
     app = make_app(cache=cache_backend, CACHE_DEFAULT_TIMEOUT=1)
     Builder(app).tenant("acme")
     client = app.test_client()
     assert stats(client)[0] == "MISS"
     assert stats(client)[0] == "HIT"
-    time.sleep(2.1)
+    time.sleep(1.1)
     assert stats(client)[0] == "MISS"
+
+
+def test_entries_live_until_a_write_not_until_the_poll_interval(make_app, cache_backend):
+    """Dashboards poll every 30 s; an entry must outlive that, or every poll computes."""
+    app = make_app(cache=cache_backend)
+    Builder(app).tenant("acme")
+    client = app.test_client()
+    with time_machine.travel(NOW, tick=False) as clock:
+        assert stats(client)[0] == "MISS"
+        for _ in range(4):
+            clock.shift(app.config["CACHE_DEFAULT_TIMEOUT"] / 4 - 0.5)
+            assert stats(client)[0] == "HIT"
+
+
+def test_a_due_entry_is_refreshed_by_one_poll_while_the_others_are_served(make_app, cache_backend, monkeypatch):
+    app = make_app(cache=cache_backend, CACHE_DEFAULT_TIMEOUT=60)
+    build = Builder(app)
+    build.tenant("acme")
+    client = app.test_client()
+    assert stats(client)[0] == "MISS"
+    real, computing = stats_cache.compute_stats, threading.Event()
+
+    def slow(*args):
+        computing.set()
+        time.sleep(0.5)
+        return real(*args)
+
+    monkeypatch.setattr(stats_cache, "compute_stats", slow)
+    with time_machine.travel(datetime.now() + timedelta(seconds=61), tick=True):
+        refresher = threading.Thread(target=lambda: results.append(stats(client)))
+        results: list = []
+        refresher.start()
+        assert computing.wait(5)
+        started = time.perf_counter()
+        served = stats(client)
+        waited = time.perf_counter() - started
+        refresher.join()
+    assert served[0] == "HIT" and waited < 0.4  # not made to wait for the database
+    assert results[0][0] == "MISS" and results[0][1] == served[1]
 
 
 def test_a_hit_runs_no_sql(cached_app, client, acme):
@@ -88,6 +129,36 @@ def test_a_hit_runs_no_sql(cached_app, client, acme):
     with count_statements(cached_app) as seen:
         outcome, _ = stats(client)
     assert outcome == "HIT" and seen == []
+
+
+def test_a_hit_runs_no_sql_in_a_worker_that_never_saw_the_tenant(make_app):
+    """Another worker of the same deployment, started after the entry was stored: the tenant
+    record comes from the shared cache with the entry."""
+    first = make_app(cache="redis", shared_as="deployment")
+    Builder(first).tenant("acme")
+    assert stats(first.test_client())[0] == "MISS"
+    fresh = make_app(cache="redis", shared_as="deployment", create_schema=False)
+    stats_cache._zone_hints._zones.clear()  # nothing memoised in this process either
+    with count_statements(fresh) as seen:
+        outcome, _ = stats(fresh.test_client())
+    assert outcome == "HIT" and seen == []
+
+
+@pytest.mark.parametrize("database,cache_backend", [("sqlite", "simple"), ("postgresql", "redis")])
+def test_hits_run_no_sql_with_a_thousand_tenants(make_app, database, cache_backend):
+    app = make_app(database=database, cache=cache_backend)
+    tenant_ids = [f"clinic-{n:04d}" for n in range(1000)]
+    with app.app_context():
+        db.session.execute(insert(Tenant), [{"id": t, "name": t, "timezone": "America/Recife"}
+                                            for t in tenant_ids])
+        db.session.commit()
+    with app.app_context():  # warmed as polls would, without the HTTP round trips
+        assert {stats_cache.get_stats(t).outcome.value for t in tenant_ids} == {"MISS"}
+    stats_cache._zone_hints._zones.clear()
+    client = app.test_client()
+    with count_statements(app) as seen:
+        outcomes = {stats(client, tenant)[0] for tenant in tenant_ids}
+    assert outcomes == {"HIT"} and seen == []
 
 
 def test_a_miss_runs_one_statement(cached_app, client, acme):

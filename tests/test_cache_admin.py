@@ -10,11 +10,20 @@ from pathlib import Path
 
 import pytest
 import redis
+import time_machine
 
 from tests.conftest import REDIS_URL, Builder
 
 ROOT = Path(__file__).resolve().parents[1]
 STATS = "/api/v1/appointments/mega-stats"
+
+
+@pytest.fixture(autouse=True)
+def afternoon():
+    """Entries are per local date: keep every test of this module on one (a Wednesday afternoon
+    in Recife and evening in Tokyo), the clock ticking."""
+    with time_machine.travel(datetime(2026, 5, 13, 14, tzinfo=timezone.utc), tick=True):
+        yield
 
 
 @pytest.fixture
@@ -92,17 +101,46 @@ def test_clear_never_touches_other_keys_on_a_shared_redis(make_app):
         neighbour.delete("someone-else:important")
 
 
-def test_warm_stores_every_tenant_in_its_own_zone(cached_app):
-    build = Builder(cached_app)
+def test_warm_stores_every_tenant_in_its_own_zone(make_app):
+    app = make_app(cache="redis")
+    build = Builder(app)
     build.tenant("acme", timezone="America/Recife")
     build.tenant("rival", timezone="Asia/Tokyo")
-    result = cached_app.test_cli_runner().invoke(args=["cache", "warm"])
+    result = app.test_cli_runner().invoke(args=["cache", "warm"])
     assert result.exit_code == 0, result.output
     assert "warmed 2 tenants" in result.output
-    assert sorted((r[0], r[1]) for r in rows(cli(cached_app, "keys"))) == [
+    assert sorted((r[0], r[1]) for r in rows(cli(app, "keys"))) == [
         ("acme", "America/Recife"), ("rival", "Asia/Tokyo")]
-    client = cached_app.test_client()
+    client = app.test_client()
     assert client.get(f"{STATS}?tenantId=rival").headers["X-Cache"] == "HIT"
+
+
+def test_warm_refuses_on_simplecache_whose_entries_no_server_would_see(make_app):
+    app = make_app(cache="simple")
+    Builder(app).tenant("acme")
+    result = app.test_cli_runner().invoke(args=["cache", "warm"])
+    assert result.exit_code != 0
+    assert "not warming" in result.stderr and "not the server's" in result.stderr
+    assert "warmed" not in result.output
+    assert rows(cli(app, "keys")) == []
+
+
+@pytest.mark.parametrize("args", [["keys"], ["show", "acme"], ["clear"], ["stats"]])
+def test_commands_on_simplecache_say_they_see_only_their_own_process(make_app, args):
+    app = make_app(cache="simple")
+    Builder(app).tenant("acme")
+    result = app.test_cli_runner().invoke(args=["cache", *args])
+    assert result.exit_code == 0, result.output
+    assert "SimpleCache" in result.stderr and "not the server's" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["keys"], ["show", "acme"], ["stats"]])
+def test_commands_on_redis_say_nothing_of_the_kind(make_app, args):
+    app = make_app(cache="redis")
+    Builder(app).tenant("acme")
+    result = app.test_cli_runner().invoke(args=["cache", *args])
+    assert result.exit_code == 0, result.output
+    assert "not the server's" not in result.output
 
 
 def test_warm_exits_non_zero_when_the_cache_is_unreachable(make_app):

@@ -12,12 +12,21 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import time_machine
 
+from alignwork.services import stats_cache
 from tests.conftest import Builder
 from tests.redis_servers import RedisServer
 
 STATS = "/api/v1/appointments/mega-stats?tenantId=acme"
 BACKOFF = 0.6
+
+
+@pytest.fixture(autouse=True)
+def afternoon():
+    """Entries are per local date: no test here may cross Recife's midnight (the clock ticks)."""
+    with time_machine.travel(datetime(2026, 5, 13, 14, tzinfo=timezone.utc), tick=True):
+        yield
 
 
 @pytest.fixture
@@ -104,3 +113,66 @@ def test_writes_succeed_while_redis_is_down(make_app, server):
     outcome, counts, _ = _get(client)
     assert outcome == "BYPASS"
     assert counts["month"]["confirmed"] + counts["nextMonth"]["confirmed"] == 2
+
+
+def _lost_invalidation_setup(make_app, server):
+    settings = {"cache": "redis", "CACHE_REDIS_URL": server.url, "CACHE_BACKOFF_SECONDS": BACKOFF}
+    writer = make_app(shared_as="deployment", **settings)
+    other = make_app(shared_as="deployment", create_schema=False, **settings)
+    Builder(writer).tenant("acme")
+    patient = Builder(writer).patient("acme")
+    assert _get(other.test_client())[0] == "MISS"
+    assert _get(other.test_client())[0] == "HIT"
+    return writer, other, patient
+
+
+def _book(app, patient):
+    response = app.test_client().post("/api/v1/appointments", json={
+        "tenantId": "acme", "patientId": patient, "durationMin": 30, "status": "confirmed",
+        "startsAt": (datetime.now(timezone.utc) + timedelta(minutes=20)).isoformat()})
+    assert response.status_code == 201
+
+
+def _confirmed(counts):
+    return counts["month"]["confirmed"] + counts["nextMonth"]["confirmed"]
+
+
+def test_an_invalidation_lost_to_a_hung_redis_is_replayed_when_it_answers(make_app, server):
+    """A write commits while Redis hangs: the writing process cannot know whether its
+    invalidation arrived, so it remembers the tenant and replays the invalidation with its first
+    cache read after Redis answers again."""
+    writer, other, patient = _lost_invalidation_setup(make_app, server)
+    before = _get(other.test_client())[1]
+    server.pause()
+    try:
+        _book(writer, patient)
+        with writer.app_context():
+            assert stats_cache._pending()._tenants == {"acme"}
+    finally:
+        server.resume()
+    time.sleep(BACKOFF + 0.1)
+    outcome, after, _ = _get(writer.test_client())
+    with writer.app_context():
+        assert stats_cache._pending()._tenants == set()  # replayed
+    assert outcome == "MISS" and _confirmed(after) == _confirmed(before) + 1
+    assert _get(other.test_client())[:2] == ("HIT", after)
+
+
+def test_a_replay_retires_entries_a_restarted_redis_brought_back(make_app, tmp_path):
+    """Redis restarts from its append-only file with the entries and generation from before a
+    write it never received: without the replay, every worker would serve the old numbers."""
+    server = RedisServer(tmp_path, persist=True)
+    server.start()
+    try:
+        writer, other, patient = _lost_invalidation_setup(make_app, server)
+        before = _get(other.test_client())[1]
+        server.stop()
+        _book(writer, patient)
+        server.start()
+        assert _get(other.test_client())[:2] == ("HIT", before)  # restored, and stale
+        time.sleep(BACKOFF + 0.1)
+        outcome, after, _ = _get(writer.test_client())
+        assert outcome == "MISS" and _confirmed(after) == _confirmed(before) + 1
+        assert _get(other.test_client())[:2] == ("HIT", after)
+    finally:
+        server.stop()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from alignwork import create_app
+from alignwork import INSTANCE_PATH_VARIABLE, create_app
 from alignwork.config import ConfigurationError, normalise_database_url
+
+PROJECT_INSTANCE = Path(__file__).resolve().parents[1] / "instance"
 
 
 @pytest.mark.parametrize("url,expected", [
@@ -35,7 +39,7 @@ def test_layers_apply_in_order(monkeypatch, tmp_path):
         "CACHE_DEFAULT_TIMEOUT = 11\nCACHE_KEY_PREFIX = 'from-file:'\nCACHE_STALE_SECONDS = 7\n"
         "SQLALCHEMY_DATABASE_URI = 'sqlite:///file.sqlite'\n"
     )
-    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(instance))
+    monkeypatch.setenv(INSTANCE_PATH_VARIABLE, str(instance))
     monkeypatch.setenv("DATABASE_URL", "postgres://db.example/alignwork")
     monkeypatch.setenv("ALIGNWORK_CACHE_DEFAULT_TIMEOUT", "12")
     monkeypatch.setenv("ALIGNWORK_CACHE_KEY_PREFIX", "from-env:")
@@ -53,9 +57,22 @@ def test_unknown_cache_type_is_refused():
 
 def test_factory_creates_a_missing_instance_folder(monkeypatch, tmp_path):
     instance = tmp_path / "fresh" / "instance"
-    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(instance))
+    monkeypatch.setenv(INSTANCE_PATH_VARIABLE, str(instance))
     create_app({"TESTING": True})
     assert instance.is_dir()
+
+
+def test_the_instance_folder_can_be_given_to_the_factory(monkeypatch, tmp_path):
+    (tmp_path / "config.py").write_text("CACHE_STALE_SECONDS = 17\n")
+    monkeypatch.setenv(INSTANCE_PATH_VARIABLE, str(tmp_path / "not-this-one"))
+    app = create_app({"TESTING": True}, instance_path=str(tmp_path))
+    assert app.instance_path == str(tmp_path)
+    assert app.config["CACHE_STALE_SECONDS"] == 17
+
+
+def test_tests_never_use_the_projects_instance_folder():
+    """``make run`` writes a SECRET_KEY into instance/config.py; no test may read it."""
+    assert Path(create_app({"TESTING": True}).instance_path) != PROJECT_INSTANCE
 
 
 @pytest.mark.parametrize("env", ["prod", "Production", "staging"])

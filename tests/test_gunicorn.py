@@ -1,5 +1,5 @@
 """A real gunicorn with several workers: shared Redis HITs, cross-worker invalidation, metrics
-summed over workers, and the warning when workers do not share a cache."""
+summed over workers, the warning when workers do not share a cache, and the metrics folder."""
 
 from __future__ import annotations
 
@@ -25,10 +25,19 @@ ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 
+def zone_far_from_midnight() -> str:
+    """A zone where it is about noon now. The processes under test cannot have their clocks
+    moved, so the tenant lives where no test, however slow, crosses local midnight (at which its
+    cached entries would roll over and a HIT become a MISS)."""
+    offset = 12 - datetime.now(timezone.utc).hour  # hours east of UTC, -11 to +12
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
 class Server:
     """gunicorn -c gunicorn.conf.py wsgi:app on a free port, with its own SQLite database."""
 
-    def __init__(self, tmp_path, workers: int | None, cache_env: dict[str, str], wait: bool = True):
+    def __init__(self, tmp_path, workers: int | None, cache_env: dict[str, str], wait: bool = True,
+                 operator_metrics_dir: bool = True):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -42,9 +51,14 @@ class Server:
             "GUNICORN_ACCESS_LOG": "-",
             **cache_env,
         }
+        if not operator_metrics_dir:  # gunicorn.conf.py makes one in the temporary folder
+            del self.env["PROMETHEUS_MULTIPROC_DIR"]
+            self.env["TMPDIR"] = str(tmp_path / "tmp")
+            (tmp_path / "tmp").mkdir()
         flask = [sys.executable, "-m", "flask"]
         subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=self.env, check=True, capture_output=True)
-        subprocess.run([*flask, "tenants", "create", "acme"], cwd=ROOT, env=self.env, check=True, capture_output=True)
+        subprocess.run([*flask, "tenants", "create", "acme", "--timezone", zone_far_from_midnight()],
+                       cwd=ROOT, env=self.env, check=True, capture_output=True)
         self.token = self._flask_token("acme")
         self.admin = self._flask_token("--admin")
         self.patient = None
@@ -211,3 +225,21 @@ def test_simplecache_defaults_to_one_worker_with_threads(tmp_path):
     log = server.stop()
     assert len(server.worker_pids(log, "/api/v1/appointments/mega-stats")) == 1
     assert "per-process cache" not in log
+
+
+def test_gunicorn_removes_the_metrics_folder_it_made_when_it_exits(tmp_path):
+    server = Server(tmp_path, workers=2, cache_env={"ALIGNWORK_CACHE_TYPE": "SimpleCache"},
+                    operator_metrics_dir=False)
+    assert server.stats()[0] == 200
+    made = list((tmp_path / "tmp").glob("alignwork-metrics-*"))
+    assert len(made) == 1 and list(made[0].iterdir())  # the workers' metric files
+    server.stop()
+    assert list((tmp_path / "tmp").glob("alignwork-metrics-*")) == []
+
+
+def test_gunicorn_keeps_the_metrics_folder_the_operator_gave(tmp_path):
+    server = Server(tmp_path, workers=1, cache_env={"ALIGNWORK_CACHE_TYPE": "SimpleCache"})
+    assert server.stats()[0] == 200
+    server.stop()
+    given = Path(server.env["PROMETHEUS_MULTIPROC_DIR"])
+    assert given.is_dir() and list(given.iterdir())

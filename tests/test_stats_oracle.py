@@ -20,7 +20,7 @@ import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_periods import (
+from tests.period_oracle import (
     ORACLE_ZONES,
     add_months,
     anchor_dates,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from alignwork.services.stats import compute_stats
 from tests.conftest import count_statements, utc

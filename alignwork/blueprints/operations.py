@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Response
 from flask.views import MethodView
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from marshmallow import Schema, fields
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import metrics
 from ..services import stats_cache

@@ -39,7 +39,7 @@ class MegaStats(MethodView):
         """Confirmed and pending counts for today, this week (Sunday to Saturday), this month and
         next month, in ``tz`` (default: the tenant's time zone)."""
         try:
-            snapshot = stats_cache.read(claimed_tenant_id(), args.get("tz"))
+            snapshot = stats_cache.read(claimed_tenant_id(args.get("tenantId")), args.get("tz"))
         except NotFound:
             snapshot = None
         admit_tenant(snapshot and snapshot.tenant)

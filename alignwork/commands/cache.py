@@ -2,7 +2,10 @@
 
 The commands share their operations with the ``stats`` helper of ``flask shell``
 (``commands/shell.py``). On the Redis types they see the cache every worker shares (on a
-cluster, every primary); on SimpleCache only this process's own.
+cluster, every primary). On SimpleCache
+each process has its own cache in its own memory: a ``flask`` command sees only the empty cache
+of its own short life, never the server's, so every command says so, and ``warm`` refuses
+rather than report warming that no server will ever see.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from ..cache_backends import CacheUnavailable
+from ..services import stats_cache
 from ..services.exceptions import ServiceError
 from ..services.tenants import get_tenant
 from .shell import StatsShell, tenants_named, warm_one
@@ -32,17 +36,33 @@ class _CacheGroup(AppGroup):
 cache_cli = _CacheGroup("cache", help="Inspect and manage the stats cache (only this app's keys).")
 
 
+def _per_process() -> bool:
+    return not stats_cache.cache_is_shared()
+
+
 def _backend_note() -> str:
-    kind = current_app.config["CACHE_TYPE"].rsplit(".", 1)[-1]
-    if kind == "NullCache":
+    if current_app.config["CACHE_TYPE"].endswith(".NullCache"):
         return "caching off"
-    return "this process only" if kind == "SimpleCache" else "shared"
+    return "this process only" if _per_process() else "shared"
+
+
+PER_PROCESS = (
+    "CACHE_TYPE is SimpleCache: each process has its own cache, so this command sees only the "
+    "cache of this flask process, not the server's, and cannot change the server's. "
+    "With RedisCache it works on the cache the server uses."
+)
+
+
+def _say_if_per_process() -> None:
+    if _per_process():
+        click.echo(f"# {PER_PROCESS}", err=True)
 
 
 @cache_cli.command("keys")
 @click.option("--tenant", help="Only this tenant's entries.")
 def keys_command(tenant: str | None) -> None:
     """One line per entry: tenant, zone, local date, seconds left, current or retired."""
+    _say_if_per_process()
     entries = StatsShell().keys(tenant)
     click.echo(f"# {len(entries)} entries ({_backend_note()})", err=True)
     for entry in entries:
@@ -56,6 +76,7 @@ def keys_command(tenant: str | None) -> None:
 @click.option("--tz", help="IANA zone (default: the tenant's).")
 def show_command(tenant: str, tz: str | None) -> None:
     """What mega-stats would serve from the cache now for TENANT; computes nothing."""
+    _say_if_per_process()
     try:
         found = StatsShell().peek(tenant, tz)
     except (ServiceError, ValueError) as exc:
@@ -73,6 +94,7 @@ def show_command(tenant: str, tz: str | None) -> None:
 @click.option("--tenant", help="Only this tenant's entries.")
 def clear_command(tenant: str | None) -> None:
     """Delete this app's stats entries (never the rest of a shared Redis)."""
+    _say_if_per_process()
     removed = StatsShell().clear(tenant)
     click.echo(f"removed {removed} entries{' of ' + tenant if tenant else ''} ({_backend_note()})")
 
@@ -81,6 +103,11 @@ def clear_command(tenant: str | None) -> None:
 @click.option("--tenant", help="Only this tenant.")
 def warm_command(tenant: str | None) -> None:
     """Compute and store each tenant's stats in its own zone; exits non-zero if any failed."""
+    if _per_process():
+        raise click.ClickException(
+            "not warming: " + PER_PROCESS + " Warming would fill this process's cache, which is "
+            "thrown away when the command ends."
+        )
     try:
         tenants = tenants_named(tenant)
     except ServiceError as exc:
@@ -101,6 +128,13 @@ def warm_command(tenant: str | None) -> None:
 @cache_cli.command("stats")
 def stats_command() -> None:
     """Cache metrics (summed over the server's workers under gunicorn)."""
+    if _per_process():
+        click.echo(
+            "# CACHE_TYPE is SimpleCache: cache_size is this flask process's own cache, not the "
+            "server's; the other numbers are the server's only if PROMETHEUS_MULTIPROC_DIR names the "
+            "server's metrics folder (otherwise they count this process alone).",
+            err=True,
+        )
     for name, value in StatsShell().metrics().items():
         click.echo(f"{name}\t{value}")
 

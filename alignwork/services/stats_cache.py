@@ -295,9 +295,9 @@ def _record_size() -> None:
 
 
 class _PendingInvalidations:
-    """Process-local set of tenants whose invalidation could not be written (the cache was
-    unreachable): replayed by the next read that reaches the cache, so entries stored before the
-    outage are not served after it."""
+    """Process-local, per-app set of tenants whose invalidation could not be written (the cache
+    was unreachable): replayed by the next read that reaches the cache, so entries stored before
+    the outage are not served after it."""
 
     def __init__(self) -> None:
         self._tenants: set[str] = set()
@@ -316,7 +316,8 @@ class _PendingInvalidations:
         return taken
 
 
-_pending = _PendingInvalidations()
+def _pending() -> _PendingInvalidations:
+    return current_app.extensions["alignwork.pending_invalidations"]
 
 
 def invalidate(tenant_id: str) -> bool:
@@ -325,7 +326,7 @@ def invalidate(tenant_id: str) -> bool:
     written: the tenant is then remembered and replayed when the cache answers again."""
     if _backend().force_store(generation_key(tenant_id), secrets.token_hex(8), GENERATION_TTL):
         return True
-    _pending.add(tenant_id)
+    _pending().add(tenant_id)
     return False
 
 
@@ -341,10 +342,11 @@ def invalidate_all() -> bool:
 
 def _replay_pending() -> bool:
     """Replay remembered invalidations; True if any was written."""
-    if not _pending:
+    pending = _pending()
+    if not pending:
         return False
     replayed = False
-    for tenant_id in _pending.take():
+    for tenant_id in pending.take():
         replayed = invalidate(tenant_id) or replayed
     return replayed
 
@@ -411,6 +413,11 @@ def clear(tenant_id: str | None = None) -> int:
     return removed
 
 
+def cache_is_shared() -> bool:
+    """Whether this process sees the cache the server uses (a per-process cache it cannot)."""
+    return _backend().shared
+
+
 def cache_size() -> int | None:
     """Keys this app holds in the cache over all workers; None when the cache cannot be reached."""
     backend = _backend()
@@ -421,3 +428,7 @@ def cache_size() -> int | None:
         return backend.size()
     except CacheUnavailable:
         return None
+
+
+def init_app(app) -> None:
+    app.extensions["alignwork.pending_invalidations"] = _PendingInvalidations()

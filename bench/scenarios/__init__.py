@@ -56,10 +56,11 @@ class Context:
         return self._tokens[key]
 
     def load(self, server: Server, path: str, seconds: int, token: str | None = None,
-             rotate: Path | None = None, once: bool = False, connections: int | None = None) -> wrk.WrkResult:
+             rotate: Path | None = None, once: bool = False, connections: int | None = None,
+             headers: dict[str, str] | None = None) -> wrk.WrkResult:
         """One wrk run against ``server``, recorded in the command log."""
         args = wrk.command(server.url + path, seconds, connections or self.plan.connections,
-                           token=token, rotate=rotate, once=once)
+                           token=token, rotate=rotate, once=once, headers=headers)
         self.stack.log.record(args)
         return wrk.run(args, seconds)
 

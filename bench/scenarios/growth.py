@@ -96,7 +96,7 @@ def _bound(keys: int) -> int:
 
 def _polling(ctx: Context, tokens: dict[str, str]) -> None:
     plan = ctx.plan
-    settings = ServerSettings("simple", "sync", plan.workers, plan.threads)
+    settings = ServerSettings.deployable("simple", "sync", plan.workers, plan.threads)
     one = ctx.rotation_file("poll-one.tsv", [(MEGA_STATS, next(iter(tokens.values())))])
     every = ctx.rotation_file("poll-all.tsv", [(MEGA_STATS, token) for token in tokens.values()])
     with ctx.stack.server(ctx.main, settings) as server:

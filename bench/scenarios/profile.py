@@ -1,7 +1,8 @@
 """6. Where a HIT's time goes: pyinstrument over the HIT path and over the floor.
 
-Run in-process through Flask's test client on SimpleCache (no network, no gunicorn, no wrk),
-so the tree shows the application's own work per request. A missed HIT/floor target is read
+Run in-process through Flask's test client (no gunicorn, no wrk), so the tree shows the
+application's own work per request: on SimpleCache, and on RedisCache when the run measures it,
+since there the cache read is a network round trip. A missed HIT/floor target is read
 against it: everything under the view, the tenancy hook and the metrics hooks is what the
 floor does not do.
 """
@@ -20,38 +21,46 @@ REQUESTS = 3000
 # The test client's own frames are noise here: they are not part of a served request. The
 # libraries the cached path goes through are shown, not folded away as library code.
 HIDE = r".*/(werkzeug/test|flask/testing)\.py"
-SHOW = r".*/(webargs|flask_smorest|marshmallow|itsdangerous|prometheus_client|flask_caching|cachelib)/.*"
+SHOW = r".*/(webargs|flask_smorest|marshmallow|itsdangerous|prometheus_client|flask_caching|cachelib|redis)/.*"
 
 READING = """Reading the profiles: the floor pays Flask, the response and the metrics hooks; a HIT
 adds the token check and tenant resolution (tenancy, auth), parsing the query (webargs),
-flask-smorest's wrappers, the cache read (one get_many) and encoding the body (jsonify). No
-single part dominates, which is why HIT/floor stays near two thirds on SimpleCache: reaching 0.85
-would mean dropping work the API must do on every request (authentication, validation,
-metrics), or caching the encoded body instead of the counts. On RedisCache the extra cost is
-the MGET round trip: with gunicorn's workers, wrk and redis-server sharing two cores, each round
+flask-smorest's wrappers, the cache read (one fetch) and building the response (the body was
+encoded when it was stored). On SimpleCache no single part dominates: going further would mean
+dropping work the API must do on every request (authentication, validation, metrics). On
+RedisCache the extra cost is the MGET round trip: with gunicorn's workers, wrk and redis-server sharing two cores, each round
 trip is two context switches on a saturated CPU; a Redis on its own host costs the web workers
 far less CPU per HIT."""
 
 
 def run(ctx: Context) -> None:
     from alignwork import create_app
+    from bench.floor import with_floor
     from alignwork.auth import issue_token
 
     ctx.clinic_token()  # seeds the tenant
-    app = create_app({"SQLALCHEMY_DATABASE_URI": ctx.main.url, "SECRET_KEY": "profile-" + "k" * 40,
-                      "CACHE_TYPE": "SimpleCache", "BENCH_FLOOR": True, "CACHE_DEFAULT_TIMEOUT": 3600})
-    with app.app_context():
-        headers = {"Authorization": f"Bearer {issue_token(CLINIC, 3600)}"}
-    client = app.test_client()
+    caches = {"SimpleCache": {"CACHE_TYPE": "SimpleCache"}}
+    if "redis" in ctx.plan.caches:
+        caches["RedisCache"] = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": ctx.stack.redis_url,
+                                "CACHE_KEY_PREFIX": ctx.stack.key_prefix}
     requests = 300 if ctx.plan.quick else REQUESTS
-    for path, kwargs in ((MEGA_STATS, {"headers": headers}), (FLOOR, {})):
-        assert client.get(path, **kwargs).status_code == 200  # warm: the stats are cached now
-        text, per_request = _profile(client, path, kwargs, requests)
-        name = "HIT" if path == MEGA_STATS else "floor"
-        ctx.report.add(SCENARIO, "SimpleCache, in-process", f"{name}: time per request (profiled)",
-                       round(per_request * 1e6), "µs")
-        ctx.report.section(f"Profile: {name} ({requests} requests, pyinstrument, frames ≥ 2 %)",
-                           "```\n" + text.strip("\n") + "\n```")
+    for cache, settings in caches.items():
+        app = with_floor(create_app({"SQLALCHEMY_DATABASE_URI": ctx.main.url,
+                                     "SECRET_KEY": "profile-" + "k" * 40, "CACHE_DEFAULT_TIMEOUT": 3600,
+                                     **settings}))
+        with app.app_context():
+            headers = {"Authorization": f"Bearer {issue_token(CLINIC, 3600)}"}
+        client = app.test_client()
+        routes = [("HIT", MEGA_STATS, {"headers": headers})]
+        if cache == "SimpleCache":  # the floor touches no cache: profiled once
+            routes.append(("floor", FLOOR, {}))
+        for name, path, kwargs in routes:
+            assert client.get(path, **kwargs).status_code == 200  # warm: the stats are cached now
+            text, per_request = _profile(client, path, kwargs, requests)
+            ctx.report.add(SCENARIO, f"{cache}, in-process", f"{name}: time per request (profiled)",
+                           round(per_request * 1e6), "µs")
+            ctx.report.section(f"Profile: {name} on {cache} ({requests} requests, pyinstrument, frames ≥ 2 %)",
+                               "```\n" + text.strip("\n") + "\n```")
     ctx.report.section("Profile: reading", READING)
 
 

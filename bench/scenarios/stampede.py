@@ -27,7 +27,7 @@ def run(ctx: Context) -> None:
     cold = iter(reversed(zones()))
     for cache in _caches(plan.caches):
         for worker_class in plan.worker_classes:
-            settings = ServerSettings(cache, worker_class, plan.workers, plan.threads)
+            settings = ServerSettings.deployable(cache, worker_class, plan.workers, plan.threads)
             with ctx.stack.server(ctx.main, settings) as server:
                 # The tenant is known and its default key warm, as on a server in use.
                 for _ in range(settings.workers):

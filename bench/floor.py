@@ -1,9 +1,12 @@
-"""The benchmark's floor: a route with no auth, cache or database, registered only when
-``BENCH_FLOOR`` is on, so the HIT path can be measured against the same app and server."""
+"""The benchmark's floor: a route with no auth, cache or database, so the HIT path can be
+measured against the same app and server.
+
+It lives with the benchmark, not in the package: ``bench.wsgi`` (what the benchmark's gunicorn
+serves) and the in-process profile add it to an app the factory built as usual."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Flask, Response
 
 bp = Blueprint("bench", __name__)
 
@@ -18,3 +21,9 @@ FLOOR_BODY = (
 def floor() -> Response:
     return Response(FLOOR_BODY, mimetype="application/json",
                     headers={"Cache-Control": "no-store", "X-Cache": "FLOOR"})
+
+
+def with_floor(app: Flask) -> Flask:
+    """The app, with ``/bench/floor`` added."""
+    app.register_blueprint(bp)
+    return app
