@@ -40,12 +40,11 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
 
     from . import auth, commands, cors, errors, http_metrics, metrics, security
     from .blueprints import appointments, docs, health, operations, pages, patients, stats
-    from .cache_backends import is_shared, resolve_cache_type
+    from .cache_backends import is_shared
     from .config import default_cache_timeout
     from .extensions import api, cache, db, migrate
     from .services import invalidation, stats_cache
 
-    app.config["CACHE_TYPE"] = resolve_cache_type(app.config["CACHE_TYPE"])
     if app.config["CACHE_DEFAULT_TIMEOUT"] is None:
         app.config["CACHE_DEFAULT_TIMEOUT"] = default_cache_timeout(is_shared(app.config["CACHE_TYPE"]))
     db.init_app(app)
@@ -76,6 +75,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
 
 
 def _finish_config(app: Flask) -> None:
+    from .cache_config import configure_cache
     from .config import check_always, check_production, normalise_database_url
 
     uri = app.config.get("SQLALCHEMY_DATABASE_URI")
@@ -83,6 +83,7 @@ def _finish_config(app: Flask) -> None:
         uri = "sqlite:///" + os.path.join(app.instance_path, "alignwork.sqlite")
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(uri)
     check_always(app.config)
+    configure_cache(app.config)
     if environment_name() == "production":
         check_production(app.config)
     elif not app.config.get("SECRET_KEY"):

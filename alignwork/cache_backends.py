@@ -1,8 +1,9 @@
 """Flask-Caching backends with what the stats cache needs beyond get and set.
 
-``CACHE_TYPE = "SimpleCache"`` or ``"RedisCache"`` resolves to the classes here, so
-``cache.cache`` is always a ``StatsBackend``: the one interface ``services/stats_cache.py`` and
-``services/tenants.py`` use. It adds to Flask-Caching's backends
+``CACHE_TYPE`` names one of Flask-Caching's backends (``cache_config.py`` checks the settings
+and resolves the name to the subclass here), so ``cache.cache`` is always a ``StatsBackend``:
+the one interface ``services/stats_cache.py`` and ``services/tenants.py`` use. It adds to
+Flask-Caching's backends
 
 - reads and writes that *say* when the cache could not be used (``fetch`` returns None,
   ``store`` False) instead of looking like a miss, so a request can answer BYPASS;
@@ -11,11 +12,8 @@
 - listing and deleting by pattern with remaining TTLs, for operators (``CacheUnavailable``
   when the cache cannot be read: an empty listing would be a lie).
 
-The Redis one fails open: any Redis error, or a call made while backing off after one, is
-reported as "not used" instead of raising. Flask-Caching's own decorators do catch backend
-errors, but re-raise them when the app is in debug mode and log a traceback per request
-otherwise; catching them here gives one code path, one warning per outage and no timeout paid
-per request while Redis is away.
+This module holds the interface and the in-process backends (``NullCache``, ``SimpleCache``);
+the Redis ones (one server, Sentinel, Cluster) are in ``redis_backends.py``.
 """
 
 from __future__ import annotations
@@ -28,31 +26,15 @@ from contextlib import AbstractContextManager, contextmanager
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
-import redis
-from flask_caching.backends.rediscache import RedisCache as _RedisCache
+from flask_caching.backends.nullcache import NullCache as _NullCache
 from flask_caching.backends.simplecache import SimpleCache as _SimpleCache
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from werkzeug.utils import import_string
 
 log = logging.getLogger(__name__)
 
-BACKENDS = {
-    "SimpleCache": "alignwork.cache_backends.SimpleCache",
-    "RedisCache": "alignwork.cache_backends.RedisCache",
-}
-
-
-def resolve_cache_type(name: str) -> str:
-    """Map the public ``CACHE_TYPE`` names to this module's backends."""
-    short = name.rsplit(".", 1)[-1]
-    if short not in BACKENDS:
-        raise RuntimeError(f"CACHE_TYPE must be one of {sorted(BACKENDS)}, not {name!r}")
-    return BACKENDS[short]
-
 
 def is_shared(cache_type: str) -> bool:
-    """Whether a resolved ``CACHE_TYPE`` is seen by every process."""
+    """Whether a resolved ``CACHE_TYPE`` is the same for every process (see ``shared``)."""
     return import_string(cache_type).shared
 
 
@@ -63,8 +45,8 @@ class CacheUnavailable(RuntimeError):
 class StatsBackend(Protocol):
     """What this app asks of a cache backend, beyond Flask-Caching's own methods."""
 
-    #: True when every process sees the same entries (Redis); False for a per-process cache,
-    #: which a separate ``flask`` process cannot reach.
+    #: True when every process sees the same entries (Redis, and NullCache, which holds none);
+    #: False for a per-process cache, which other processes' writes and ``flask`` cannot reach.
     shared: bool
 
     def fetch(self, *keys: str) -> list[Any] | None:
@@ -92,6 +74,50 @@ class StatsBackend(Protocol):
 
     def size(self) -> int:
         """Keys this app holds (entries, generations, records, locks)."""
+
+
+class NullCache(_NullCache):
+    """Caching off (Flask-Caching's usual switch): nothing is stored, so every poll computes and
+    answers BYPASS. Every process sees the same, empty, cache, so it counts as shared: several
+    gunicorn workers stay coherent, and a write or a revocation has nothing stale to reach."""
+
+    shared = True
+
+    @classmethod
+    def factory(cls, app, config, args, kwargs) -> NullCache:
+        log.warning("CACHE_TYPE is NullCache: caching is off, every request computes its answer.")
+        return cls(default_timeout=kwargs.get("default_timeout", 300))
+
+    def fetch(self, *keys: str) -> None:
+        return None
+
+    def store(self, key: str, value: Any, timeout: float) -> bool:
+        return False
+
+    def force_store(self, key: str, value: Any, timeout: float) -> bool:
+        """Reports success: callers use it to make every process drop what it holds (an
+        invalidation, a revoked token's tenant record), and no process holds anything. Reporting
+        failure would queue invalidations for replay and claim revoked tokens live on."""
+        return True
+
+    def create(self, key: str, value: Any, timeout: float) -> None:
+        return None
+
+    @contextmanager
+    def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:
+        yield True
+
+    def keys_with_ttl(self, pattern: str) -> list[tuple[str, float | None]]:
+        return []
+
+    def stored_key(self, key: str) -> str:
+        return key
+
+    def delete_matching(self, pattern: str) -> int:
+        return 0
+
+    def size(self) -> int:
+        return 0
 
 
 class SimpleCache(_SimpleCache):
@@ -153,162 +179,3 @@ class SimpleCache(_SimpleCache):
 
     def size(self) -> int:
         return len(self._cache)
-
-
-_UNUSED = object()  # what a guarded Redis call returns when Redis was not used
-
-
-class RedisCache(_RedisCache):
-    """Redis shared by every worker and host, failing open with a back-off."""
-
-    shared = True
-
-    def __init__(self, *args: Any, backoff_seconds: float = 5.0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.backoff_seconds = backoff_seconds
-        # Process-local circuit breaker: no Redis call until this monotonic time.
-        self._down_until = 0.0
-        self._in_outage = False
-        self._state_lock = threading.Lock()
-
-    @classmethod
-    def factory(cls, app, config, args, kwargs) -> RedisCache:
-        client = redis.Redis.from_url(
-            config["CACHE_REDIS_URL"],
-            socket_timeout=config["CACHE_REDIS_SOCKET_TIMEOUT"],
-            socket_connect_timeout=config["CACHE_REDIS_SOCKET_TIMEOUT"],
-            # One attempt: the back-off below is the retry policy.
-            retry=Retry(NoBackoff(), 0),
-        )
-        return cls(
-            host=client,
-            key_prefix=config["CACHE_KEY_PREFIX"],
-            default_timeout=kwargs.get("default_timeout", 300),
-            backoff_seconds=config["CACHE_BACKOFF_SECONDS"],
-        )
-
-    # -- the circuit breaker -------------------------------------------------------------
-
-    def _guard(self, operation, *args: Any, ignore_backoff: bool = False) -> Any:
-        """``operation(*args)``, or ``_UNUSED`` while backing off or when Redis fails."""
-        if self._down_until > time.monotonic() and not ignore_backoff:
-            return _UNUSED
-        try:
-            result = operation(*args)
-        except redis.RedisError as exc:
-            self._trip(exc)
-            return _UNUSED
-        if self._in_outage:
-            self._recover()
-        return result
-
-    def _trip(self, exc: Exception) -> None:
-        with self._state_lock:
-            self._down_until = time.monotonic() + self.backoff_seconds
-            first = not self._in_outage
-            self._in_outage = True
-        if first:
-            log.warning(
-                "Redis cache unavailable (%s: %s); serving from the database and retrying every "
-                "%.0f s.", type(exc).__name__, exc, self.backoff_seconds,
-            )
-
-    def _recover(self) -> None:
-        with self._state_lock:
-            was_out, self._in_outage = self._in_outage, False
-        if was_out:
-            log.warning("Redis cache reachable again; caching resumed.")
-
-    # -- StatsBackend ----------------------------------------------------------------------
-
-    def fetch(self, *keys: str) -> list[Any] | None:
-        found = self._guard(super().get_many, *keys)
-        return None if found is _UNUSED else found
-
-    def store(self, key: str, value: Any, timeout: float) -> bool:
-        return self._guard(super().set, key, value, timeout) is True
-
-    def force_store(self, key: str, value: Any, timeout: float) -> bool:
-        """One attempt even while backing off: an invalidation must not be skipped just because
-        this worker saw a timeout that other workers did not."""
-        return self._guard(super().set, key, value, timeout, ignore_backoff=True) is True
-
-    def create(self, key: str, value: Any, timeout: float) -> bool | None:
-        added = self._guard(super().add, key, value, timeout)
-        return None if added is _UNUSED else bool(added)
-
-    # Flask-Caching's own methods fail open too, for code that uses ``cache`` directly.
-
-    def get(self, key: str) -> Any:
-        found = self._guard(super().get, key)
-        return None if found is _UNUSED else found
-
-    def get_many(self, *keys: str) -> list[Any]:
-        return self.fetch(*keys) or [None] * len(keys)
-
-    def set(self, key: str, value: Any, timeout: Any = None) -> bool:
-        return self._guard(super().set, key, value, timeout) is True
-
-    def add(self, key: str, value: Any, timeout: Any = None) -> bool:
-        return self._guard(super().add, key, value, timeout) is True
-
-    def delete(self, key: str) -> bool:
-        return self._guard(super().delete, key) is True
-
-    def has(self, key: str) -> bool:
-        return self._guard(super().has, key) is True
-
-    @contextmanager
-    def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:
-        """A Redis lock shared by every worker and host. ``timeout`` expires it if its holder
-        dies; Redis failing counts as not acquired."""
-        lock = self._write_client.lock(
-            self._get_prefix() + key, timeout=timeout, sleep=0.005,
-            blocking=wait > 0, blocking_timeout=wait or None, raise_on_release_error=False,
-        )
-        acquired = self._guard(lock.acquire) is True
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                self._guard(lock.release)
-
-    # Inspection is for operators: it ignores the back-off and says plainly when Redis is away.
-
-    @contextmanager
-    def _inspecting(self) -> Iterator[None]:
-        try:
-            yield
-        except redis.RedisError as exc:
-            raise CacheUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}") from exc
-
-    def _names(self, pattern: str) -> list[bytes]:
-        return list(self._write_client.scan_iter(match=self._get_prefix() + pattern, count=1000))
-
-    def keys_with_ttl(self, pattern: str) -> list[tuple[str, float | None]]:
-        prefix = self._get_prefix()
-        with self._inspecting():
-            names = self._names(pattern)
-            pipe = self._write_client.pipeline(transaction=False)
-            for name in names:
-                pipe.pttl(name)
-            ttls = pipe.execute() if names else []
-        return sorted(
-            (name.decode()[len(prefix):], None if pttl == -1 else pttl / 1000)
-            for name, pttl in zip(names, ttls) if pttl != -2
-        )
-
-    def stored_key(self, key: str) -> str:
-        return self._get_prefix() + key
-
-    def delete_matching(self, pattern: str) -> int:
-        with self._inspecting():
-            names = self._names(pattern)
-            if names:
-                self._write_client.delete(*names)
-        return len(names)
-
-    def size(self) -> int:
-        """One SCAN of the keyspace: for operators and scrapes, not requests."""
-        with self._inspecting():
-            return len(self._names("*"))

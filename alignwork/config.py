@@ -17,7 +17,9 @@ class Config:
     SQLALCHEMY_DATABASE_URI: str | None = None
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
 
-    # Flask-Caching. The short names are resolved to this app's backends (see cache_backends).
+    # Flask-Caching: NullCache, SimpleCache, RedisCache, RedisSentinelCache or RedisClusterCache,
+    # with Flask-Caching's CACHE_REDIS_* keys (no default: RedisCache without any connects to
+    # localhost:6379). cache_config.py checks them and resolves the name to this app's backend.
     CACHE_TYPE = "SimpleCache"
     CACHE_KEY_PREFIX = "alignwork:"
     # The safety net under invalidation: the longest an entry (or tenant record) lives after a
@@ -27,7 +29,6 @@ class Config:
     # How long past that an entry is kept, to answer (STALE) while the database is down.
     CACHE_STALE_SECONDS = 3600
     CACHE_THRESHOLD = 10_000
-    CACHE_REDIS_URL = "redis://127.0.0.1:6379/0"
     # A cache that answers slowly must not make the API slow: fail fast, then back off.
     CACHE_REDIS_SOCKET_TIMEOUT = 0.5
     CACHE_BACKOFF_SECONDS = 5.0

@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = _usable(plan, report)
         if "redis" in plan.caches:
             cleanup.callback(_delete_redis_keys, plan.redis_url, stack.key_prefix)
+        if "cluster" in plan.caches and {"hit", "stampede"} & set(plan.scenarios):
+            plan = _start_cluster(plan, stack, report, cleanup)
         databases = _databases(plan, stack, cleanup)
         cleanup.callback(stack.close_apps)  # before the scratch database is dropped
         extra = {"wrk": wrk_version, **{db.label: server_version(db) for db in databases.values()},
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
             print(f"bench: {name} took {time.monotonic() - begun:.0f} s", file=sys.stderr, flush=True)
         _note_metrics(ctx)
+        _compare_cluster(ctx)
     seconds = time.monotonic() - started
     text = report.markdown(machine(extra), log.lines(), invocation, seconds)
     output = Path(plan.output) if plan.output else DEFAULT_OUTPUT
@@ -86,11 +89,27 @@ def _usable(plan: Plan, report: Report) -> Plan:
     if "redis" in plan.caches and (problem := _redis_problem(plan.redis_url)):
         report.notes.append(f"RedisCache not measured: {problem}.")
         plan = dataclasses.replace(plan, caches=tuple(c for c in plan.caches if c != "redis"))
+    if "cluster" in plan.caches and not (shutil.which("redis-server") and shutil.which("redis-cli")):
+        report.notes.append("RedisClusterCache not measured: it needs redis-server and redis-cli.")
+        plan = dataclasses.replace(plan, caches=tuple(c for c in plan.caches if c != "cluster"))
     if "outage" in plan.scenarios and shutil.which("redis-server") is None:
         report.notes.append("Outage not measured: redis-server is not installed.")
         plan = dataclasses.replace(plan, scenarios=tuple(s for s in plan.scenarios if s != "outage"))
     if not plan.databases:
         plan = dataclasses.replace(plan, databases=("sqlite",))
+    return plan
+
+
+def _start_cluster(plan: Plan, stack: Stack, report: Report, cleanup: contextlib.ExitStack) -> Plan:
+    """The run's own Redis Cluster, stopped (with everything on it) when the run ends; if it
+    cannot be started, the run goes on without it and says why."""
+    import dataclasses
+
+    try:
+        cleanup.enter_context(stack.own_cluster())
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        report.notes.append(f"RedisClusterCache not measured: the cluster did not start ({exc}).")
+        return dataclasses.replace(plan, caches=tuple(c for c in plan.caches if c != "cluster"))
     return plan
 
 
@@ -124,6 +143,9 @@ def _note_settings(ctx: Context) -> None:
         "(cache-metrics deltas); the stale-answer check is bench/freshness.py.",
         "MISS: `compute_stats` called in-process; the 50 ms target is judged on the median at 1M. "
         "PostgreSQL is VACUUM ANALYZEd after the bulk load, as autovacuum would soon do.",
+        "RedisClusterCache: three primaries (no replicas) started for the run on the same machine, "
+        "so a HIT is one MGET to one of them, as with one Redis; the row 'HIT throughput, cluster / "
+        "one Redis' compares the two HIT medians.",
         "Growth: the boundedness target is that the second batch of keys adds at most a quarter "
         "of what the first added, plus 2 MiB of allocator noise.",
     ]
@@ -137,6 +159,18 @@ def _note_metrics(ctx: Context) -> None:
             "GET /api/v1/appointments/cache-metrics did not answer counters, so computations are "
             "counted from X-Cache answers only."
         )
+
+
+def _compare_cluster(ctx: Context) -> None:
+    """One row per worker class: the cluster's HIT throughput over one Redis's, from the HIT
+    scenario's medians (both measured against the same floor, in the same run)."""
+    medians = {row.configuration: row.value for row in ctx.report.rows
+               if row.scenario == hit_floor.SCENARIO and row.measure == "HIT throughput (median)"}
+    for configuration, value in medians.items():
+        single = configuration.replace("RedisClusterCache", "RedisCache", 1)
+        if configuration.startswith("RedisClusterCache") and medians.get(single):
+            ctx.report.add(hit_floor.SCENARIO, configuration, "HIT throughput, cluster / one Redis",
+                           round(value / medians[single], 3), "ratio")
 
 
 def _redis_problem(url: str) -> str | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 SCENARIOS = ("hit", "miss", "stampede", "outage", "growth", "profile", "fleet")
 DATABASES = ("sqlite", "postgresql")
-CACHES = ("simple", "redis")
+CACHES = ("simple", "redis", "cluster")  # cluster: RedisClusterCache on three private primaries
 WORKER_CLASSES = ("sync", "gthread")
 
 
@@ -83,8 +83,9 @@ def parse_args(argv: list[str] | None = None) -> Plan:
     parser.add_argument("--database", choices=(*DATABASES, "both"), default="both",
                         help="databases for the MISS scenario; the HTTP scenarios use PostgreSQL "
                              "when it is included, else SQLite (default: both)")
-    parser.add_argument("--cache", choices=(*CACHES, "both"), default="both",
-                        help="cache backends for the HTTP scenarios (default: both)")
+    parser.add_argument("--cache", type=_caches, default="all",
+                        help="comma-separated cache backends for the HTTP scenarios: "
+                             f"{','.join(CACHES)}; both is simple,redis (default: all of them)")
     parser.add_argument("--worker-class", choices=(*WORKER_CLASSES, "both"),
                         help="gunicorn worker classes for the HIT scenario (default: both, sync with --quick)")
     parser.add_argument("--sizes", type=_sizes, help="appointments per tenant for MISS, e.g. 10k,100k,1m")
@@ -104,8 +105,7 @@ def parse_args(argv: list[str] | None = None) -> Plan:
         changes["scenarios"] = args.only
     if args.database != "both":
         changes["databases"] = (args.database,)
-    if args.cache != "both":
-        changes["caches"] = (args.cache,)
+    changes["caches"] = _caches(args.cache) if isinstance(args.cache, str) else args.cache
     if args.worker_class:
         changes["worker_classes"] = WORKER_CLASSES if args.worker_class == "both" else (args.worker_class,)
     for name, value in (("miss_sizes", args.sizes), ("run_seconds", args.seconds),
@@ -123,6 +123,11 @@ def _choices(allowed: tuple[str, ...]):
             raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)}")
         return chosen
     return parse
+
+
+def _caches(text: str) -> tuple[str, ...]:
+    aliases = {"all": CACHES, "both": ("simple", "redis")}
+    return aliases.get(text) or _choices(CACHES)(text)
 
 
 def _sizes(text: str) -> tuple[int, ...]:

@@ -1,5 +1,5 @@
 """The production stack a run starts and stops: gunicorn with ``gunicorn.conf.py``, a Redis of
-its own for the outage, and the ``flask`` commands that prepare data.
+its own for the outage, a Redis Cluster of its own, and the ``flask`` commands that prepare data.
 
 The benchmark measures the service the way it is deployed (``gunicorn -c gunicorn.conf.py``
 serving the production app, plus the floor route: ``bench.wsgi:app``, configured by environment
@@ -30,14 +30,14 @@ from .databases import Database
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-CACHE_TYPES = {"simple": "SimpleCache", "redis": "RedisCache"}
+CACHE_TYPES = {"simple": "SimpleCache", "redis": "RedisCache", "cluster": "RedisClusterCache"}
 #: Long enough that no entry expires in the middle of a measurement; a HIT costs the same.
 STATS_TTL = 3600
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    cache: str  # "simple" or "redis"
+    cache: str  # "simple", "redis" or "cluster"
     worker_class: str = "sync"
     workers: int = 4
     threads: int = 4  # gthread only
@@ -91,6 +91,7 @@ class RedisServer:
     port: int
     log: CommandLog
     process: subprocess.Popen | None = None
+    extra: tuple[str, ...] = ()  # more redis-server options
 
     @property
     def url(self) -> str:
@@ -98,7 +99,7 @@ class RedisServer:
 
     def start(self) -> None:
         args = [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *self.extra]
         self.log.record(args)
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for(lambda: _redis_answers(self.port), 10, f"redis-server on port {self.port}")
@@ -121,6 +122,7 @@ class Stack:
         self.run_dir = run_dir
         self.log = log
         self.redis_url = redis_url
+        self.cluster_nodes: str | None = None  # CACHE_REDIS_CLUSTER, once own_cluster() runs
         self.secret_key = secrets.token_urlsafe(48)
         self.key_prefix = f"bench-{secrets.token_hex(5)}:"
         self._apps: dict[str, Flask] = {}
@@ -147,6 +149,8 @@ class Stack:
         }
         if cache == "redis":
             env["ALIGNWORK_CACHE_REDIS_URL"] = redis_url or self.redis_url
+        elif cache == "cluster":
+            env["ALIGNWORK_CACHE_REDIS_CLUSTER"] = self.cluster_nodes
         return env
 
     def flask(self, database: Database, *args: str, timeout: float = 900) -> str:
@@ -232,10 +236,46 @@ class Stack:
             server.stop()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    @contextlib.contextmanager
+    def own_cluster(self, size: int = 3) -> Iterator[str]:
+        """A Redis Cluster of ``size`` primaries (no replicas) for this run: its
+        ``CACHE_REDIS_CLUSTER``. Each node keeps its cluster state in its own folder."""
+        nodes = []
+        try:
+            for index in range(size):
+                folder = self.run_dir / f"cluster-{index}"
+                folder.mkdir()
+                port = free_port(bus=True)
+                self.log.hide(f"--port {port}", f"--port $CLUSTER_PORT_{index}")
+                self.log.hide(f"127.0.0.1:{port}", f"127.0.0.1:$CLUSTER_PORT_{index}")
+                node = RedisServer(port, self.log, extra=(
+                    "--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--dir", str(folder)))
+                nodes.append(node)
+                node.start()
+            addresses = [f"127.0.0.1:{node.port}" for node in nodes]
+            self.log.run([shutil.which("redis-cli") or "redis-cli", "--cluster", "create", *addresses,
+                          "--cluster-replicas", "0", "--cluster-yes"], {}, ROOT, 60)
+            _wait_for(lambda: all(_cluster_ok(node.port) for node in nodes), 30, "the Redis Cluster")
+            self.cluster_nodes = ",".join(addresses)
+            yield self.cluster_nodes
+        finally:
+            self.cluster_nodes = None
+            for node in nodes:
+                node.stop()
+
+
+def free_port(bus: bool = False) -> int:
+    """A free loopback port; with ``bus``, port + 10000 (a cluster node's bus port) is free too."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if not bus:
+            return port
+        if port + 10000 < 65536:
+            with socket.socket() as sock, contextlib.suppress(OSError):
+                sock.bind(("127.0.0.1", port + 10000))
+                return port
 
 
 def _stop(server: Server) -> None:
@@ -263,6 +303,15 @@ def _redis_answers(port: int) -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _cluster_ok(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"CLUSTER INFO\r\n")
+            return b"cluster_state:ok" in sock.recv(4096)
     except OSError:
         return False
 

@@ -7,77 +7,21 @@ the shared one.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import redis
 import time_machine
 from sqlalchemy import text
 
 from alignwork.extensions import db
 from alignwork.services import stats_cache
-from tests.conftest import Builder, service_missing
+from tests.conftest import Builder
+from tests.redis_servers import RedisServer
 
 STATS = "/api/v1/appointments/mega-stats?tenantId=acme"
 BACKOFF = 0.6
-
-
-class RedisServer:
-    """A throwaway redis-server on a free loopback port."""
-
-    def __init__(self, tmp_path, persist: bool = False):
-        binary = shutil.which("redis-server")
-        if binary is None:
-            service_missing("redis-server binary not found; the outage tests need to start one")
-        self.binary = binary
-        self.dir = tmp_path
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.process: subprocess.Popen | None = None
-        # Persisting: every write to the append-only file before it is acknowledged.
-        self.persistence = ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             *self.persistence, "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)
-            self.process.terminate()
-            self.process.wait(10)
-
-    def pause(self) -> None:
-        """Still accepting connections, never answering: the slow kind of outage."""
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        os.kill(self.process.pid, signal.SIGCONT)
 
 
 @pytest.fixture(autouse=True)

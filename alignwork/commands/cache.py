@@ -1,7 +1,8 @@
 """``flask cache``: look inside the stats cache and manage it (only this app's keys).
 
 The commands share their operations with the ``stats`` helper of ``flask shell``
-(``commands/shell.py``). On RedisCache they see the cache every worker shares. On SimpleCache
+(``commands/shell.py``). On the Redis types they see the cache every worker shares (on a
+cluster, every primary). On SimpleCache
 each process has its own cache in its own memory: a ``flask`` command sees only the empty cache
 of its own short life, never the server's, so every command says so, and ``warm`` refuses
 rather than report warming that no server will ever see.
@@ -12,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from ..cache_backends import CacheUnavailable
@@ -39,6 +41,8 @@ def _per_process() -> bool:
 
 
 def _backend_note() -> str:
+    if current_app.config["CACHE_TYPE"].endswith(".NullCache"):
+        return "caching off"
     return "this process only" if _per_process() else "shared"
 
 

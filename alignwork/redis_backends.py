@@ -1,0 +1,326 @@
+"""The Redis backends: one server, Sentinel for failover, Cluster for size.
+
+They share ``FailOpenRedis``: any Redis error, or a call made while backing off after one, is
+reported as "not used" instead of raising, so a request answers BYPASS from the database.
+Flask-Caching's own decorators do catch backend errors, but re-raise them when the app is in
+debug mode and log a traceback per request otherwise; catching them here gives one code path,
+one warning per outage and no timeout paid per request while Redis is away. Each class takes
+its settings as Flask-Caching's namesake reads them (``cache_config.py`` has checked them).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+import redis.sentinel
+from cachelib.redis_base import BaseRedisCache
+from flask_caching.backends.rediscache import RedisCache as _RedisCache
+from flask_caching.backends.rediscache import RedisClusterCache as _RedisClusterCache
+from flask_caching.backends.rediscache import RedisSentinelCache as _RedisSentinelCache
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
+
+from .cache_backends import CacheUnavailable
+
+log = logging.getLogger(__name__)
+
+_UNUSED = object()  # what a guarded Redis call returns when Redis was not used
+# What a Redis call can raise when the cache is away; a cluster client that cannot reach any
+# node to learn the slot map raises RedisClusterException, which is not a RedisError.
+_REDIS_ERRORS = (redis.RedisError, RedisClusterException)
+_DELETE_BATCH = 1000
+
+
+def _client_settings(config) -> dict[str, Any]:
+    """What every Redis connection of this app gets: fail fast, and one attempt, because the
+    back-off is the retry policy (redis-py would otherwise retry with its own back-off, and a
+    request would wait through it)."""
+    return {
+        "socket_timeout": config["CACHE_REDIS_SOCKET_TIMEOUT"],
+        "socket_connect_timeout": config["CACHE_REDIS_SOCKET_TIMEOUT"],
+        "retry": Retry(NoBackoff(), 0),
+    }
+
+
+class FailOpenRedis:
+    """The fail-open behaviour and the ``StatsBackend`` methods of every Redis variant, over the
+    client(s) the variant's factory built. Mixed in before Flask-Caching's class, so its
+    ``super()`` calls reach cachelib's plain Redis operations.
+
+    Variants differ only in how they reach the keys: ``_mget`` (one read of several keys) and
+    ``_node_clients`` (the servers to scan when listing)."""
+
+    shared = True
+
+    def __init__(self, client: Any, *, default_timeout: int, key_prefix: str, backoff_seconds: float):
+        BaseRedisCache.__init__(self, client, default_timeout=default_timeout, key_prefix=key_prefix)
+        self.backoff_seconds = backoff_seconds
+        # Process-local circuit breaker: no Redis call until this monotonic time.
+        self._down_until = 0.0
+        self._in_outage = False
+        self._state_lock = threading.Lock()
+
+    @classmethod
+    def _build(cls, client: Any, config, kwargs) -> FailOpenRedis:
+        return cls(client, default_timeout=kwargs.get("default_timeout", 300),
+                   key_prefix=config["CACHE_KEY_PREFIX"], backoff_seconds=config["CACHE_BACKOFF_SECONDS"])
+
+    # -- the circuit breaker -------------------------------------------------------------
+
+    def _guard(self, operation, *args: Any, ignore_backoff: bool = False) -> Any:
+        """``operation(*args)``, or ``_UNUSED`` while backing off or when Redis fails."""
+        if self._down_until > time.monotonic() and not ignore_backoff:
+            return _UNUSED
+        try:
+            result = operation(*args)
+        except _REDIS_ERRORS as exc:
+            self._trip(exc)
+            return _UNUSED
+        if self._in_outage:
+            self._recover()
+        return result
+
+    def _trip(self, exc: Exception) -> None:
+        with self._state_lock:
+            self._down_until = time.monotonic() + self.backoff_seconds
+            first = not self._in_outage
+            self._in_outage = True
+        if first:
+            log.warning(
+                "Redis cache unavailable (%s: %s); serving from the database and retrying every "
+                "%.0f s.", type(exc).__name__, exc, self.backoff_seconds,
+            )
+
+    def _recover(self) -> None:
+        with self._state_lock:
+            was_out, self._in_outage = self._in_outage, False
+        if was_out:
+            log.warning("Redis cache reachable again; caching resumed.")
+
+    # -- how this variant reaches its keys ---------------------------------------------------
+
+    def _mget(self, names: list[str]) -> list[Any]:
+        return self._read_client.mget(names)
+
+    def _node_clients(self) -> list[Any]:
+        """One client per server holding a share of the keys (the only one, but for a cluster)."""
+        return [self._write_client]
+
+    def _read_many(self, *keys: str) -> list[Any]:
+        prefix = self._get_prefix()
+        return [self.serializer.loads(v) for v in self._mget([prefix + key for key in keys])]
+
+    # -- StatsBackend ----------------------------------------------------------------------
+
+    def fetch(self, *keys: str) -> list[Any] | None:
+        found = self._guard(self._read_many, *keys)
+        return None if found is _UNUSED else found
+
+    def store(self, key: str, value: Any, timeout: float) -> bool:
+        return self._guard(super().set, key, value, timeout) is True
+
+    def force_store(self, key: str, value: Any, timeout: float) -> bool:
+        """One attempt even while backing off: an invalidation must not be skipped just because
+        this worker saw a timeout that other workers did not."""
+        return self._guard(super().set, key, value, timeout, ignore_backoff=True) is True
+
+    def create(self, key: str, value: Any, timeout: float) -> bool | None:
+        added = self._guard(super().add, key, value, timeout)
+        return None if added is _UNUSED else bool(added)
+
+    # Flask-Caching's own methods fail open too, for code that uses ``cache`` directly.
+
+    def get(self, key: str) -> Any:
+        found = self._guard(super().get, key)
+        return None if found is _UNUSED else found
+
+    def get_many(self, *keys: str) -> list[Any]:
+        return self.fetch(*keys) or [None] * len(keys)
+
+    def set(self, key: str, value: Any, timeout: Any = None) -> bool:
+        return self._guard(super().set, key, value, timeout) is True
+
+    def add(self, key: str, value: Any, timeout: Any = None) -> bool:
+        return self._guard(super().add, key, value, timeout) is True
+
+    def delete(self, key: str) -> bool:
+        return self._guard(super().delete, key) is True
+
+    def has(self, key: str) -> bool:
+        return self._guard(super().has, key) is True
+
+    @contextmanager
+    def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:
+        """A Redis lock shared by every worker and host. ``timeout`` expires it if its holder
+        dies; Redis failing counts as not acquired."""
+        lock = self._guard(self._make_lock, key, timeout, wait)
+        acquired = lock is not _UNUSED and self._guard(lock.acquire) is True
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                self._guard(lock.release)
+
+    def _make_lock(self, key: str, timeout: float, wait: float) -> Any:
+        return self._write_client.lock(
+            self._get_prefix() + key, timeout=timeout, sleep=0.005,
+            blocking=wait > 0, blocking_timeout=wait or None, raise_on_release_error=False,
+        )
+
+    # Inspection is for operators: it ignores the back-off and says plainly when Redis is away.
+
+    @contextmanager
+    def _inspecting(self) -> Iterator[None]:
+        try:
+            yield
+        except _REDIS_ERRORS as exc:
+            raise CacheUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}") from exc
+
+    def _names_by_node(self, pattern: str) -> list[tuple[Any, list[bytes]]]:
+        match = self._get_prefix() + pattern
+        return [(client, list(client.scan_iter(match=match, count=1000))) for client in self._node_clients()]
+
+    def keys_with_ttl(self, pattern: str) -> list[tuple[str, float | None]]:
+        prefix = self._get_prefix()
+        found = []
+        with self._inspecting():
+            for client, names in self._names_by_node(pattern):
+                pipe = client.pipeline(transaction=False)
+                for name in names:
+                    pipe.pttl(name)
+                found += zip(names, pipe.execute() if names else [])
+        return sorted(
+            (name.decode()[len(prefix):], None if pttl == -1 else pttl / 1000)
+            for name, pttl in found if pttl != -2
+        )
+
+    def stored_key(self, key: str) -> str:
+        return self._get_prefix() + key
+
+    def delete_matching(self, pattern: str) -> int:
+        """Deletes in batches (and, on a cluster, one DEL per slot: redis-py splits them)."""
+        with self._inspecting():
+            names = [name for _, node_names in self._names_by_node(pattern) for name in node_names]
+            for start in range(0, len(names), _DELETE_BATCH):
+                self._write_client.delete(*names[start:start + _DELETE_BATCH])
+        return len(names)
+
+    def size(self) -> int:
+        """One SCAN of the keyspace (of each node): for operators and scrapes, not requests."""
+        with self._inspecting():
+            return sum(len(names) for _, names in self._names_by_node("*"))
+
+
+class RedisCache(FailOpenRedis, _RedisCache):
+    """One Redis shared by every worker and host: ``CACHE_REDIS_URL``, or ``CACHE_REDIS_HOST``,
+    ``_PORT``, ``_DB`` and ``_PASSWORD``, plus ``CACHE_OPTIONS`` for redis-py, as Flask-Caching
+    reads them (except that a password next to a URL without one is used, not dropped)."""
+
+    @classmethod
+    def factory(cls, app, config, args, kwargs) -> RedisCache:
+        options = {**(config.get("CACHE_OPTIONS") or {}), **_client_settings(config)}
+        if config.get("CACHE_REDIS_URL"):
+            # URL parts win over these keyword arguments: they apply where the URL is silent.
+            client = redis.Redis.from_url(
+                config["CACHE_REDIS_URL"], db=config.get("CACHE_REDIS_DB") or 0,
+                password=config.get("CACHE_REDIS_PASSWORD"), **options)
+        else:
+            client = redis.Redis(
+                host=config.get("CACHE_REDIS_HOST") or "localhost",
+                port=config.get("CACHE_REDIS_PORT") or 6379, db=config.get("CACHE_REDIS_DB") or 0,
+                password=config.get("CACHE_REDIS_PASSWORD"), **options)
+        return cls._build(client, config, kwargs)
+
+
+class RedisSentinelCache(FailOpenRedis, _RedisSentinelCache):
+    """A master and its replicas watched by Sentinel: when the master fails, Sentinel promotes a
+    replica and the client asks the sentinels where the master is now. Meanwhile the breaker
+    answers from the database (BYPASS), and caching resumes on the new master by itself.
+
+    Reads go to the master too (Flask-Caching reads from a replica): replication is
+    asynchronous, so a replica may still hold the generation a write has just retired."""
+
+    @classmethod
+    def factory(cls, app, config, args, kwargs) -> RedisSentinelCache:
+        options = config.get("CACHE_OPTIONS") or {}
+        settings = _client_settings(config)
+        sentinel_options = {name[len("sentinel_"):]: value for name, value in options.items()
+                            if name.startswith("sentinel_")}
+        if config.get("CACHE_REDIS_SENTINEL_PASSWORD"):
+            sentinel_options["password"] = config["CACHE_REDIS_SENTINEL_PASSWORD"]
+        sentinel = redis.sentinel.Sentinel(
+            [tuple(node) for node in config["CACHE_REDIS_SENTINELS"]],
+            sentinel_kwargs={**sentinel_options, **settings},
+            db=config.get("CACHE_REDIS_DB") or 0, password=config.get("CACHE_REDIS_PASSWORD"),
+            **{name: value for name, value in options.items() if not name.startswith("sentinel_")},
+            **settings,
+        )
+        return cls._build(sentinel.master_for(config["CACHE_REDIS_SENTINEL_MASTER"]), config, kwargs)
+
+
+class _LazyCluster:
+    """The ``RedisCluster`` client, made on first use. Its constructor asks the nodes for the
+    slot map, and a cluster that is away while the app starts must cost BYPASS answers (the
+    breaker), not a service that refuses to start."""
+
+    def __init__(self, connect: Callable[[], redis.RedisCluster]):
+        self._connect = connect
+        self._client: redis.RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> redis.RedisCluster:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._connect()
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
+    """Redis Cluster: keys spread over several primaries by slot. Every key of a tenant carries
+    the tenant as a hash tag (``cache_keys``), so a poll's keys share a slot and its read stays
+    one MGET to one node; listing visits every primary, and deletes go one DEL per slot."""
+
+    @classmethod
+    def factory(cls, app, config, args, kwargs) -> RedisClusterCache:
+        options = {**(config.get("CACHE_OPTIONS") or {}), **_client_settings(config)}
+        if config.get("CACHE_REDIS_PASSWORD"):
+            options["password"] = config["CACHE_REDIS_PASSWORD"]
+        url = config.get("CACHE_REDIS_URL")
+        listed = (config.get("CACHE_REDIS_CLUSTER") or "").split(",")
+        nodes = [ClusterNode(host, int(port))
+                 for host, port in (node.rsplit(":", 1) for node in listed if node)]
+
+        def connect() -> redis.RedisCluster:
+            if url:
+                return redis.RedisCluster.from_url(url, **options)
+            return redis.RedisCluster(startup_nodes=nodes, **options)
+
+        return cls._build(_LazyCluster(connect), config, kwargs)
+
+    def _mget(self, names: list[str]) -> list[Any]:
+        """One MGET when the keys share a slot (a poll's keys do); else one per slot, which
+        is what an operator's listing across tenants needs. redis-py refuses a cross-slot MGET
+        before sending anything, so trying costs the hot path nothing."""
+        client = self._read_client.get()
+        try:
+            return client.mget(names)
+        except RedisClusterException:
+            if len({client.keyslot(name) for name in names}) == 1:
+                raise  # not a cross-slot read: a real failure, for the breaker
+            return client.mget_nonatomic(names)
+
+    def _node_clients(self) -> list[Any]:
+        client = self._write_client.get()
+        return [client.get_redis_connection(node) for node in client.get_primaries()]

@@ -1,0 +1,123 @@
+"""RedisSentinelCache on a master, a replica and three sentinels: reads go to the master, and a
+real gunicorn keeps answering every poll while the master dies and Sentinel promotes the replica.
+
+The servers are started once for the module; the failover test runs last, since it kills the
+master."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.conftest import Builder
+from tests.redis_servers import MASTER_NAME, SentinelSetup, wait_for
+from tests.test_gunicorn import Server
+
+STATS = "/api/v1/appointments/mega-stats"
+BACKOFF = 0.3
+
+
+@pytest.fixture(scope="module")
+def sentinels(tmp_path_factory):
+    setup = SentinelSetup(tmp_path_factory.mktemp("sentinel")).start()
+    yield setup
+    setup.stop()
+
+
+def _settings(sentinels, prefix: str) -> dict:
+    return {"CACHE_TYPE": "RedisSentinelCache", "CACHE_REDIS_SENTINELS": sentinels.addresses,
+            "CACHE_REDIS_SENTINEL_MASTER": MASTER_NAME, "CACHE_KEY_PREFIX": prefix,
+            "CACHE_BACKOFF_SECONDS": BACKOFF}
+
+
+def test_reads_go_to_the_master_not_a_lagging_replica(make_app, sentinels):
+    prefix = f"alignwork-test-{uuid.uuid4().hex[:8]}:"
+    app = make_app(**_settings(sentinels, prefix))
+    Builder(app).tenant("acme")
+    client = app.test_client()
+    assert client.get(f"{STATS}?tenantId=acme").headers["X-Cache"] == "MISS"
+    sentinels.replica.pause()  # a replica that answers nothing, as a lagging one answers late
+    try:
+        assert [client.get(f"{STATS}?tenantId=acme").headers["X-Cache"] for _ in range(3)] == ["HIT"] * 3
+    finally:
+        sentinels.replica.resume()
+    assert sentinels.master.client().exists(f"{prefix}gen:{{acme}}")
+
+
+class Poller:
+    """Polls mega-stats from several threads until stopped, recording every answer."""
+
+    def __init__(self, server: Server, threads: int = 4):
+        self.server = server
+        self.answers: list[tuple[float, int, str | None]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, outcome, _ = self.server.stats()
+            except OSError as exc:
+                status, outcome = 0, type(exc).__name__
+            self.answers.append((time.monotonic(), status, outcome))
+            time.sleep(0.01)
+
+    def __enter__(self) -> Poller:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def since(self, moment: float) -> list[tuple[float, int, str | None]]:
+        return [answer for answer in self.answers if answer[0] >= moment]
+
+
+def test_failover_under_load_fails_no_poll_and_caching_resumes(tmp_path, sentinels):
+    prefix = f"alignwork-gunicorn-{uuid.uuid4().hex[:8]}:"
+    env = {f"ALIGNWORK_{key}": value if isinstance(value, str) else json.dumps(value)
+           for key, value in _settings(sentinels, prefix).items()}
+    server = Server(tmp_path, workers=2, cache_env=env)
+    try:
+        patient = json.loads(server.request("POST", "/api/v1/patients", {"name": "Ana"}, server.token)[2])
+        assert server.stats()[0] == 200
+        old_master = sentinels.master.port
+        with Poller(server) as poller:
+            wait_for(lambda: [a[2] for a in poller.answers[-8:]] == ["HIT"] * 8, 20, "no steady HITs")
+            killed = time.monotonic()
+            sentinels.master.kill()
+            wait_for(lambda: sentinels.master_port() != old_master, 30,
+                     "Sentinel did not promote the replica")
+            promoted = time.monotonic()
+            wait_for(lambda: [a[2] for a in poller.answers[-8:]] == ["HIT"] * 8, 20,
+                     "caching did not resume on the new master")
+            resumed = time.monotonic()
+        during = poller.since(killed)
+        assert {status for _, status, _ in poller.answers} == {200}, \
+            [a for a in poller.answers if a[1] != 200][:5]
+        assert "BYPASS" in {outcome for _, _, outcome in during}  # the outage was seen, and answered
+        assert sentinels.master_port() == sentinels.replica.port
+
+        soon = (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
+        created = server.request("POST", "/api/v1/appointments", {
+            "patientId": patient["id"], "startsAt": soon, "durationMin": 30, "status": "confirmed"},
+            server.token)
+        assert created[0] == 201
+        status, outcome, body = server.stats()
+        counts = json.loads(body)
+        assert (status, outcome) == (200, "MISS")
+        assert counts["month"]["confirmed"] + counts["nextMonth"]["confirmed"] == 1
+        assert [server.stats()[1] for _ in range(6)] == ["HIT"] * 6
+    finally:
+        log = server.stop()
+    assert "Traceback" not in log
+    print(f"failover: promoted after {promoted - killed:.1f} s, HITs again after {resumed - killed:.1f} s, "
+          f"{len(during)} polls answered meanwhile")
