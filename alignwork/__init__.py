@@ -11,7 +11,6 @@ from flask import Flask
 
 from .config import ENVIRONMENTS, database_url_from_env, environment_name
 
-
 INSTANCE_PATH_VARIABLE = "ALIGNWORK_INSTANCE_PATH"
 
 
@@ -43,7 +42,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     from .cache_backends import is_shared
     from .config import default_cache_timeout
     from .extensions import api, cache, db, migrate
-    from .services import invalidation, stats_cache
+    from .services import generations, invalidation
 
     if app.config["CACHE_DEFAULT_TIMEOUT"] is None:
         app.config["CACHE_DEFAULT_TIMEOUT"] = default_cache_timeout(is_shared(app.config["CACHE_TYPE"]))
@@ -67,7 +66,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     http_metrics.init_app(app)
     cors.init_app(app)
     auth.init_app(app)
-    stats_cache.init_app(app)
+    generations.init_app(app)
     invalidation.init_app(app)
     commands.init_app(app)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from flask import Flask, Response
 from flask.sessions import SessionInterface
 
-
 # The pages load their scripts, styles and data from the app itself and nothing else: no inline
 # script or style, no other origin, no framing, no plugins, no <base> or form tricks.
 PAGE_POLICY = "; ".join([

@@ -200,7 +200,7 @@ def test_bad_patch_is_400_and_changes_nothing(client, acme, body, field):
 
 def test_tenant_in_query_and_body_must_agree(client, acme, build):
     build.tenant("rival")
-    response = client.post(f"/api/v1/patients?tenantId=rival", json={"tenantId": "acme", "name": "X"})
+    response = client.post("/api/v1/patients?tenantId=rival", json={"tenantId": "acme", "name": "X"})
     assert response.status_code == 400 and "tenantId" in response.get_json()["errors"]
     assert client.get("/api/v1/patients?tenantId=rival").get_json()["total"] == 0
 

@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from alignwork import metrics
 from alignwork.extensions import cache, db
-from alignwork.services import stats_cache
+from alignwork.services import generations
 from tests.conftest import Builder
 from tests.redis_servers import Cluster, free_port
 
@@ -175,7 +175,7 @@ def test_invalidating_every_tenant_deletes_generations_in_every_slot(app):
         stats(client, tenant)
     assert {stats(client, tenant)[0] for tenant in tenants} == {"HIT"}
     with app.app_context():
-        assert stats_cache.invalidate_all() is True
+        assert generations.invalidate(generations.EVERY_TENANT) is True
     assert {stats(client, tenant)[0] for tenant in tenants} == {"MISS"}
 
 

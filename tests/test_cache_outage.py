@@ -16,7 +16,7 @@ import time_machine
 from sqlalchemy import text
 
 from alignwork.extensions import db
-from alignwork.services import stats_cache
+from alignwork.services import generations
 from tests.conftest import Builder
 from tests.redis_servers import RedisServer
 
@@ -149,13 +149,13 @@ def test_an_invalidation_lost_to_a_hung_redis_is_replayed_when_it_answers(make_a
     try:
         _book(writer, patient)
         with writer.app_context():
-            assert stats_cache._pending()._tenants == {"acme"}
+            assert generations._pending()._tenants == {"acme"}
     finally:
         server.resume()
     time.sleep(BACKOFF + 0.1)
     outcome, after, _ = _get(writer.test_client())
     with writer.app_context():
-        assert stats_cache._pending()._tenants == set()  # replayed
+        assert generations._pending()._tenants == set()  # replayed
     assert outcome == "MISS" and _confirmed(after) == _confirmed(before) + 1
     assert _get(other.test_client())[:2] == ("HIT", after)
 

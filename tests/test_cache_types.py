@@ -9,7 +9,7 @@ import pytest
 
 from alignwork import create_app, metrics
 from alignwork.extensions import cache, db
-from alignwork.services import stats_cache
+from alignwork.services import generations
 from tests.conftest import Builder, TenantClient
 from tests.redis_servers import RedisServer
 
@@ -34,7 +34,7 @@ def test_nullcache_computes_every_poll(make_app, name):
     assert metrics.cache_summary(None)["computations"] - before == 4
     with app.app_context():
         assert cache.cache.shared  # nothing cached, so every gunicorn worker agrees
-        assert stats_cache.invalidate("acme") is True  # nothing to retire, nothing queued
+        assert generations.invalidate("acme") is True  # nothing to retire, nothing queued
     listed = app.test_cli_runner().invoke(args=["cache", "keys"])
     assert listed.exit_code == 0 and listed.stdout == ""
 

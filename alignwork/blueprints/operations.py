@@ -8,7 +8,7 @@ from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import metrics
-from ..services import stats_cache
+from ..services import cache_inspection
 from ..tenancy import require_admin
 from . import ApiBlueprint
 
@@ -37,7 +37,7 @@ class CacheMetrics(MethodView):
     @blp.response(200, CacheMetricsSchema)
     def get(self):
         """Mega-stats cache totals since the server started, summed over every worker."""
-        return metrics.cache_summary(stats_cache.cache_size())
+        return metrics.cache_summary(cache_inspection.cache_size())
 
 
 @blp.route("/metrics")

@@ -17,7 +17,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from ..cache_backends import CacheUnavailable
-from ..services import stats_cache
+from ..services import cache_inspection
 from ..services.exceptions import ServiceError
 from ..services.tenants import get_tenant
 from .shell import StatsShell, tenants_named, warm_one
@@ -37,7 +37,7 @@ cache_cli = _CacheGroup("cache", help="Inspect and manage the stats cache (only 
 
 
 def _per_process() -> bool:
-    return not stats_cache.cache_is_shared()
+    return not cache_inspection.cache_is_shared()
 
 
 def _backend_note() -> str:

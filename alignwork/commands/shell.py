@@ -8,7 +8,7 @@ from typing import Any
 from .. import metrics, models
 from ..extensions import cache, db
 from ..periods import parse_timezone
-from ..services import stats_cache
+from ..services import cache_inspection, stats_cache
 from ..services.tenants import get_tenant, list_tenants
 
 
@@ -20,26 +20,26 @@ class StatsShell:
 
     def peek(self, tenant: str, tz: str | None = None) -> dict | None:
         """The cached value a request would get now, its key and seconds left; None if not cached."""
-        return stats_cache.peek(tenant, parse_timezone(tz or get_tenant(tenant).timezone))
+        return cache_inspection.peek(tenant, parse_timezone(tz or get_tenant(tenant).timezone))
 
     def keys(self, tenant: str | None = None) -> list[dict[str, Any]]:
-        return [_describe(entry) for entry in stats_cache.entries(tenant)]
+        return [_describe(entry) for entry in cache_inspection.entries(tenant)]
 
     def clear(self, tenant: str | None = None) -> int:
-        return stats_cache.clear(tenant)
+        return cache_inspection.clear(tenant)
 
     def warm(self, tenant: str | None = None) -> dict[str, str]:
         """Compute and store today's stats of each tenant in its own zone: {tenant: outcome}."""
         return {t.id: warm_one(t.id) for t in tenants_named(tenant)}
 
     def metrics(self) -> dict:
-        return metrics.cache_summary(stats_cache.cache_size())
+        return metrics.cache_summary(cache_inspection.cache_size())
 
     def __repr__(self) -> str:
         return f"<stats helper: {self.USAGE}>"
 
 
-def _describe(entry: stats_cache.Listed) -> dict[str, Any]:
+def _describe(entry: cache_inspection.Listed) -> dict[str, Any]:
     return {
         "tenant": entry.key.tenant_id,
         "tz": entry.key.tz_name,

@@ -24,8 +24,8 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, TextClause
 
 from ..models import Appointment, AppointmentCount, Tenant
-from . import stats_cache, tenants
-from .stats_cache import EVERY_TENANT
+from . import generations, tenants
+from .generations import EVERY_TENANT
 
 WATCHED_TABLES = frozenset({Appointment.__tablename__, AppointmentCount.__tablename__})
 _TOUCHED = "alignwork.touched_tenants"
@@ -116,7 +116,7 @@ def _after_commit(session: Session) -> None:
     touched = session.info.pop(_TOUCHED, set())
     changed = session.info.pop(_CHANGED_TENANTS, set())
     if touched:
-        stats_cache.invalidate(*({EVERY_TENANT} if EVERY_TENANT in touched else touched))
+        generations.invalidate(*({EVERY_TENANT} if EVERY_TENANT in touched else touched))
     for tenant_id in sorted(changed):
         tenants.forget(tenant_id)
 

@@ -3,9 +3,10 @@ change, and an answer even when the database is away.
 
 A poll reads three keys in one round trip (``cache_keys`` names them): the tenant record (what
 authentication needs), the tenant's generation and the stats entry for the requested zone and
-its local date. An entry is served while it was computed under the current generation; a new
-random generation is written after every committed write (``services/invalidation.py``), so a
-write retires every zone and date of the tenant at once, on every worker sharing the cache.
+its local date. An entry is served while it was computed under the current generation
+(``generations.py``); a new one is written after every committed write (``invalidation.py``),
+so a write retires every zone and date of the tenant at once, on every worker sharing the cache.
+Operators look inside without computing anything through ``cache_inspection.py``.
 
 Freshness therefore comes from invalidation. Expiry (``CACHE_DEFAULT_TIMEOUT``) is a safety
 net for writes the app never saw: past it an entry is *due*, and the first poll to find it due
@@ -15,9 +16,10 @@ answered with the last numbers (STALE) instead of an error.
 
 Why not ``@cache.memoize``: its keys are hashes of the arguments plus a version fetched on every
 call (Flask-Caching 2.5 builds them internally and ignores a replaced ``make_cache_key``), so
-entries cannot be listed per tenant and a hit costs two round trips; its version refresh can
-undo an invalidation; and it cannot say whether a call was a hit, hold a lock around the
-computation, or tell a miss from a cache outage. The same ``cache`` object is used here directly.
+entries cannot be listed per tenant and a hit costs two round trips; its invalidations can be
+undone by a racing reader (the README says how); and it cannot say whether a call was a hit, hold
+a lock around the computation, or tell a miss from a cache outage. The same ``cache`` object is
+used here directly.
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import secrets
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,15 +36,14 @@ from flask import current_app
 from sqlalchemy.exc import OperationalError
 
 from .. import metrics
-from ..cache_backends import CacheUnavailable, StatsBackend
-from ..cache_keys import StatsKey, generation_key, generation_pattern, lock_key, stats_pattern
+from ..cache_backends import StatsBackend
+from ..cache_keys import StatsKey, generation_key, lock_key
 from ..extensions import cache, db
 from ..periods import local_date, parse_timezone
-from . import tenants
+from . import generations, tenants
 from .exceptions import is_transient
 from .stats import Stats, compute_stats
 
-GENERATION_TTL = 7 * 24 * 3600
 LOCK_POLL_SECONDS = 0.01
 LOCK_RETRY_EVERY = 10  # polls: waiters look for the value often, try the lock seldom
 
@@ -146,7 +145,7 @@ def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = No
     if guess is not None:
         keys.append(str(StatsKey(tenant_id, guess.key, local_date(guess, now))))
     values = backend.fetch(*keys)
-    if values is not None and _replay_pending():
+    if values is not None and generations.replay_pending():
         values = backend.fetch(*keys)  # an invalidation was just replayed
     used = values is not None
     record, generation, *stored = values if used else [None] * len(keys)
@@ -236,7 +235,7 @@ def _read_through(snapshot: Snapshot) -> tuple[Outcome, Entry]:
                     generation, entry = found
                     if entry is not None:
                         return Outcome.HIT, entry
-                    return _compute_and_store(snapshot, generation or _new_generation(tenant_id))
+                    return _compute_and_store(snapshot, generation or generations.new_generation(tenant_id))
         time.sleep(LOCK_POLL_SECONDS)
         polls += 1
         found = _lookup(tenant_id, key)
@@ -245,7 +244,7 @@ def _read_through(snapshot: Snapshot) -> tuple[Outcome, Entry]:
         if found[1] is not None:
             return Outcome.HIT, found[1]
         if time.monotonic() >= deadline:
-            return _compute_and_store(snapshot, found[0] or _new_generation(tenant_id))
+            return _compute_and_store(snapshot, found[0] or generations.new_generation(tenant_id))
     return _compute_and_store(snapshot, None)  # the cache went away meanwhile
 
 
@@ -260,15 +259,6 @@ def _lookup(tenant_id: str, key: str) -> tuple[str | None, Entry | None] | None:
     return generation, None
 
 
-def _new_generation(tenant_id: str) -> str:
-    """Start a generation for a tenant that has none (first use, eviction, Redis restart)."""
-    candidate = secrets.token_hex(8)
-    if _backend().create(generation_key(tenant_id), candidate, GENERATION_TTL):
-        return candidate
-    found = _backend().fetch(generation_key(tenant_id))
-    return (found or [None])[0] or candidate
-
-
 def _compute_and_store(snapshot: Snapshot, generation: str | None) -> tuple[Outcome, Entry]:
     """Compute; store under ``generation`` (None: the cache is not in use)."""
     key = snapshot.key
@@ -281,163 +271,11 @@ def _compute_and_store(snapshot: Snapshot, generation: str | None) -> tuple[Outc
         return Outcome.BYPASS, entry
     timeout = int(_config("CACHE_DEFAULT_TIMEOUT") + _config("CACHE_STALE_SECONDS"))
     stored = _backend().store(str(key), entry.as_stored(), timeout)
-    _record_size()
+    record_size()
     return (Outcome.MISS if stored else Outcome.BYPASS), entry
 
 
-def _record_size() -> None:
+def record_size() -> None:
     backend = _backend()
     if not backend.shared:
         metrics.CACHE_ENTRIES.set(backend.size())
-
-
-# -- invalidation ---------------------------------------------------------------------------
-
-
-class _PendingInvalidations:
-    """Process-local, per-app set of tenants whose invalidation could not be written (the cache
-    was unreachable): replayed by the next read that reaches the cache, so entries stored before
-    the outage are not served after it."""
-
-    def __init__(self) -> None:
-        self._tenants: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __bool__(self) -> bool:
-        return bool(self._tenants)
-
-    def add(self, tenant_id: str) -> None:
-        with self._lock:
-            self._tenants.add(tenant_id)
-
-    def take(self) -> set[str]:
-        with self._lock:
-            taken, self._tenants = self._tenants, set()
-        return taken
-
-
-def _pending() -> _PendingInvalidations:
-    return current_app.extensions["alignwork.pending_invalidations"]
-
-
-EVERY_TENANT = "*"  # in an invalidation: a write whose tenants are unknown
-
-
-def invalidate(*tenant_ids: str) -> bool:
-    """Retire every cached entry of these tenants (``EVERY_TENANT``: of all); call only after the
-    write committed. Attempted even while this worker backs off from Redis. Returns False if the
-    cache could not be written: the tenants are then remembered and replayed when the cache
-    answers again (after the first failure the others are not tried, so a write pays at most
-    one timeout)."""
-    remaining = sorted(set(tenant_ids))
-    while remaining:
-        if not _retire(remaining[0]):
-            for tenant_id in remaining:
-                _pending().add(tenant_id)
-            return False
-        remaining.pop(0)
-    return True
-
-
-def _retire(tenant_id: str) -> bool:
-    if tenant_id == EVERY_TENANT:
-        # A new generation is random and matches no stored entry: deleting them all is enough.
-        try:
-            _backend().delete_matching(generation_pattern())
-        except CacheUnavailable:
-            return False
-        return True
-    return _backend().force_store(generation_key(tenant_id), secrets.token_hex(8), GENERATION_TTL)
-
-
-def _replay_pending() -> bool:
-    """Replay remembered invalidations; True if any was written."""
-    pending = _pending()
-    if not pending:
-        return False
-    taken = pending.take()
-    invalidate(*taken)
-    return bool(taken)
-
-
-# -- inspection, for operators (flask shell, flask cache) -------------------------------------
-
-
-@dataclass(frozen=True)
-class Listed:
-    key: StatsKey
-    ttl: float | None  # seconds until the entry is due for a recompute (its safety TTL)
-    current: bool  # computed under the tenant's current generation (others are never served)
-
-
-def _due_in(entry: Entry) -> float:
-    return max(0.0, entry.stored_at + _config("CACHE_DEFAULT_TIMEOUT") - time.time())
-
-
-def _strict_fetch(*keys: str) -> list:
-    """For operators: an unreachable cache must not pass for an empty one."""
-    values = _backend().fetch(*keys)
-    if values is None:
-        raise CacheUnavailable("the cache could not be read")
-    return values
-
-
-def entries(tenant_id: str | None = None) -> list[Listed]:
-    """This app's stats entries, optionally of one tenant, without touching any of them."""
-    listed = [(StatsKey.parse(name), name)
-              for name, _ in _backend().keys_with_ttl(stats_pattern(tenant_id))]
-    listed = [(key, name) for key, name in listed if key is not None]
-    if not listed:
-        return []
-    tenant_ids = sorted({key.tenant_id for key, _ in listed})
-    values = _strict_fetch(*(name for _, name in listed), *map(generation_key, tenant_ids))
-    generations = dict(zip(tenant_ids, values[len(listed):]))
-    result = []
-    for (key, _), value in zip(listed, values):
-        entry = Entry.from_stored(value)
-        if entry is not None:  # else it expired between the listing and the read
-            result.append(Listed(key, _due_in(entry), entry.generation == generations[key.tenant_id]))
-    return result
-
-
-def peek(tenant_id: str, zone: ZoneInfo, now: datetime | None = None) -> dict | None:
-    """What a poll would be served from the cache right now, or None; never computes."""
-    day = local_date(zone, now or datetime.now(timezone.utc))
-    key = str(StatsKey(tenant_id, zone.key, day))
-    generation, stored = _strict_fetch(generation_key(tenant_id), key)
-    entry = Entry.from_stored(stored)
-    if entry is None or entry.generation != generation:
-        return None
-    return {"key": _backend().stored_key(key), "ttl": _due_in(entry), "value": entry.counts(),
-            "etag": entry.etag}
-
-
-def clear(tenant_id: str | None = None) -> int:
-    """Delete this app's stats entries (one tenant's, or all) and their generations. Only keys
-    under this app's prefix are touched: a shared Redis is never flushed."""
-    backend = _backend()
-    removed = backend.delete_matching(stats_pattern(tenant_id))
-    backend.delete_matching(generation_pattern(tenant_id))
-    _record_size()
-    return removed
-
-
-def cache_is_shared() -> bool:
-    """Whether this process sees the cache the server uses (a per-process cache it cannot)."""
-    return _backend().shared
-
-
-def cache_size() -> int | None:
-    """Keys this app holds in the cache over all workers; None when the cache cannot be reached."""
-    backend = _backend()
-    if not backend.shared:
-        metrics.CACHE_ENTRIES.set(backend.size())
-        return metrics.summed_cache_entries()
-    try:
-        return backend.size()
-    except CacheUnavailable:
-        return None
-
-
-def init_app(app) -> None:
-    app.extensions["alignwork.pending_invalidations"] = _PendingInvalidations()

@@ -1,0 +1,101 @@
+"""Looking inside the stats cache, for operators (``flask cache``, the shell's ``stats``, the
+metrics): listing, peeking and clearing entries without computing anything.
+
+An unreachable cache is reported as ``CacheUnavailable``, never as an empty one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+from .. import metrics
+from ..cache_backends import CacheUnavailable, StatsBackend
+from ..cache_keys import StatsKey, generation_key, generation_pattern, stats_pattern
+from ..extensions import cache
+from ..periods import local_date
+from .stats_cache import Entry, record_size
+
+
+def _backend() -> StatsBackend:
+    return cache.cache
+
+
+@dataclass(frozen=True)
+class Listed:
+    key: StatsKey
+    ttl: float | None  # seconds until the entry is due for a recompute (its safety TTL)
+    current: bool  # computed under the tenant's current generation (others are never served)
+
+
+def _due_in(entry: Entry) -> float:
+    return max(0.0, entry.stored_at + current_app.config["CACHE_DEFAULT_TIMEOUT"] - time.time())
+
+
+def _strict_fetch(*keys: str) -> list:
+    """For operators: an unreachable cache must not pass for an empty one."""
+    values = _backend().fetch(*keys)
+    if values is None:
+        raise CacheUnavailable("the cache could not be read")
+    return values
+
+
+def entries(tenant_id: str | None = None) -> list[Listed]:
+    """This app's stats entries, optionally of one tenant, without touching any of them."""
+    listed = [(StatsKey.parse(name), name)
+              for name, _ in _backend().keys_with_ttl(stats_pattern(tenant_id))]
+    listed = [(key, name) for key, name in listed if key is not None]
+    if not listed:
+        return []
+    tenant_ids = sorted({key.tenant_id for key, _ in listed})
+    values = _strict_fetch(*(name for _, name in listed), *map(generation_key, tenant_ids))
+    generations = dict(zip(tenant_ids, values[len(listed):]))
+    result = []
+    for (key, _), value in zip(listed, values):
+        entry = Entry.from_stored(value)
+        if entry is not None:  # else it expired between the listing and the read
+            result.append(Listed(key, _due_in(entry), entry.generation == generations[key.tenant_id]))
+    return result
+
+
+def peek(tenant_id: str, zone: ZoneInfo, now: datetime | None = None) -> dict | None:
+    """What a poll would be served from the cache right now, or None; never computes."""
+    day = local_date(zone, now or datetime.now(timezone.utc))
+    key = str(StatsKey(tenant_id, zone.key, day))
+    generation, stored = _strict_fetch(generation_key(tenant_id), key)
+    entry = Entry.from_stored(stored)
+    if entry is None or entry.generation != generation:
+        return None
+    return {"key": _backend().stored_key(key), "ttl": _due_in(entry), "value": entry.counts(),
+            "etag": entry.etag}
+
+
+def clear(tenant_id: str | None = None) -> int:
+    """Delete this app's stats entries (one tenant's, or all) and their generations. Only keys
+    under this app's prefix are touched: a shared Redis is never flushed."""
+    backend = _backend()
+    removed = backend.delete_matching(stats_pattern(tenant_id))
+    backend.delete_matching(generation_pattern(tenant_id))
+    record_size()
+    return removed
+
+
+def cache_is_shared() -> bool:
+    """Whether this process sees the cache the server uses (a per-process cache it cannot)."""
+    return _backend().shared
+
+
+def cache_size() -> int | None:
+    """Keys this app holds in the cache over all workers; None when the cache cannot be reached."""
+    backend = _backend()
+    if not backend.shared:
+        metrics.CACHE_ENTRIES.set(backend.size())
+        return metrics.summed_cache_entries()
+    try:
+        return backend.size()
+    except CacheUnavailable:
+        return None
