@@ -27,7 +27,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     _finish_config(app)
     app.json.sort_keys = False
 
-    from . import auth, commands, errors, http_metrics, security
+    from . import auth, commands, connections, errors, http_metrics, security
     from .blueprints import appointments, health, operations, patients
     from .cache_backends import resolve_cache_type
     from .extensions import api, cache, db, migrate
@@ -35,6 +35,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
 
     app.config["CACHE_TYPE"] = resolve_cache_type(app.config["CACHE_TYPE"])
     db.init_app(app)
+    connections.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     cache.init_app(app)
     api.init_app(app)
