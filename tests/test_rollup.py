@@ -9,34 +9,27 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import time_machine
 from flask_migrate import upgrade
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from alignwork.extensions import db
-from alignwork.models import Appointment, AppointmentCount
-from alignwork.models.appointment_count import bucket_of
+from alignwork.models import Appointment
 from alignwork.services import appointments as service
 from alignwork.services.exceptions import Conflict
 from alignwork.services.rollup import rebuild_counts
 from alignwork.services.stats import compute_stats, compute_stats_from_appointments
-from tests.conftest import Builder, count_statements, utc
+from tests.conftest import Builder, count_statements, counted_appointments, rollup_counts, utc
 
 DAY = date(2026, 5, 13)
 
 
 def _rollup(app):
     with app.app_context():
-        return {(c.tenant_id, c.bucket, c.status): c.n
-                for c in db.session.scalars(select(AppointmentCount)) if c.n}
+        return rollup_counts()
 
 
 def _expected(app):
     with app.app_context():
-        totals: dict = {}
-        for a in db.session.scalars(select(Appointment)):
-            if a.status != "cancelled":
-                key = (a.tenant_id, bucket_of(a.starts_at), a.status)
-                totals[key] = totals.get(key, 0) + 1
-        return totals
+        return counted_appointments()
 
 
 def test_a_failed_write_leaves_the_rollup_alone(app, build):
@@ -199,3 +192,23 @@ def test_a_write_based_on_a_stale_read_is_a_conflict_and_counts_stay_exact(app, 
     with app.app_context():
         assert compute_stats("acme", "America/Recife", DAY) == \
             compute_stats_from_appointments("acme", "America/Recife", DAY)
+
+
+def test_rebuild_counts_gives_up_rather_than_stall_writers_behind_a_long_transaction(make_app, monkeypatch):
+    from alignwork.services import rollup
+
+    app = make_app(database="postgresql")
+    build = Builder(app)
+    build.tenant("acme")
+    build.appointments("acme", [(utc(2026, 5, 13, 12), "confirmed")])
+    monkeypatch.setattr(rollup, "LOCK_TIMEOUT_SECONDS", 1)
+    with app.app_context():
+        writer = db.engine.connect()
+        try:
+            writer.execute(text("UPDATE appointments SET duration_min = 45"))  # left open
+            result = app.test_cli_runner().invoke(args=["stats", "rebuild-counts"])
+        finally:
+            writer.rollback()
+            writer.close()
+    assert result.exit_code == 1 and "Could not lock the appointments within 1 s" in result.output
+    assert _rollup(app) == _expected(app)

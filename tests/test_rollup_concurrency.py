@@ -14,8 +14,7 @@ from alignwork.extensions import db
 from alignwork.models import Appointment
 from alignwork.services import appointments as service
 from alignwork.services.rollup import check_counts
-from tests.conftest import Builder
-from tests.test_rollup_sql import _brute_force, _rollup
+from tests.conftest import Builder, counted_appointments, rollup_counts
 
 A = datetime(2026, 5, 13, 12, 0, tzinfo=timezone.utc)
 B = A + timedelta(minutes=15)
@@ -86,6 +85,6 @@ def test_concurrent_moves_and_rebuilds_neither_deadlock_nor_drift(make_app):
     assert not any(thread.is_alive() for thread in threads), "a writer hung"
     assert errors == []  # a deadlock above all
     with app.app_context():
-        assert _rollup({"acme"}) == _brute_force({"acme"})
+        assert rollup_counts({"acme"}) == counted_appointments({"acme"})
         assert check_counts().exact
         assert len(db.session.scalars(select(Appointment.id)).all()) >= 36

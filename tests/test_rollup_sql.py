@@ -20,7 +20,7 @@ from alignwork.models.appointment_count import bucket_of
 from alignwork.periods import parse_timezone, periods_at
 from alignwork.services import appointments as service
 from alignwork.services.rollup import check_counts
-from tests.conftest import Builder
+from tests.conftest import Builder, counted_appointments, rollup_counts
 
 NOW = datetime(2026, 5, 13, 15, 0, tzinfo=timezone.utc)  # a Wednesday (Thursday in Kiritimati)
 ZONES = ["America/Recife", "Asia/Kathmandu", "America/St_Johns", "Pacific/Kiritimati", "Europe/London"]
@@ -184,21 +184,6 @@ class History:
             db.session.commit()
 
 
-def _brute_force(tenants: set[str]) -> dict:
-    totals: dict = {}
-    for a in db.session.scalars(select(Appointment).where(Appointment.tenant_id.in_(tenants))):
-        if a.status in COUNTED_STATUSES:
-            key = (a.tenant_id, bucket_of(a.starts_at), a.status)
-            totals[key] = totals.get(key, 0) + 1
-    return totals
-
-
-def _rollup(tenants: set[str]) -> dict:
-    return {(c.tenant_id, c.bucket, c.status): c.n
-            for c in db.session.scalars(select(AppointmentCount).where(AppointmentCount.tenant_id.in_(tenants)))
-            if c.n}
-
-
 def _expected_stats(tenant: str, zone: str) -> dict:
     periods = periods_at(parse_timezone(zone), NOW)
     rows = db.session.scalars(select(Appointment).where(Appointment.tenant_id == tenant)).all()
@@ -221,7 +206,7 @@ def test_rollup_and_stats_follow_every_writer(app, database, history, zone):
         for step in history:
             writes.apply(step)
         db.session.expire_all()
-        assert _rollup({tenant, other}) == _brute_force({tenant, other})
+        assert rollup_counts({tenant, other}) == counted_appointments({tenant, other})
         if database == "sqlite":  # the key is text there: the triggers write SQLAlchemy's format
             buckets = db.session.scalars(text("SELECT DISTINCT bucket FROM appointment_counts")).all()
             assert all(SQLITE_BUCKET.match(b) for b in buckets), buckets

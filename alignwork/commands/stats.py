@@ -6,6 +6,7 @@ import click
 from flask.cli import AppGroup
 
 from ..services import rollup, stats_cache
+from ..services.exceptions import ServiceError
 from ..services.tenants import list_tenants
 
 stats_cli = AppGroup("stats", help="Maintain the data behind mega-stats.")
@@ -17,10 +18,14 @@ def rebuild_command(tenant: str | None) -> None:
     """Recompute the 15-minute rollup from the appointments table.
 
     Safe while the service runs: on PostgreSQL it holds LOCK TABLE appointments IN SHARE MODE
-    for the length of its transaction (writes wait, reads go on); on SQLite the database's
-    write lock. Then it invalidates the cached stats of the tenants it rebuilt.
+    for the length of its transaction (writes of every tenant wait, reads go on; it gives up
+    after 10 s without the lock); on SQLite the database's write lock. Then it invalidates the
+    cached stats of the tenants it rebuilt.
     """
-    counted = rollup.rebuild_counts(tenant)
+    try:
+        counted = rollup.rebuild_counts(tenant)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
     for tenant_id in [tenant] if tenant else [t.id for t in list_tenants()]:
         stats_cache.invalidate(tenant_id)
     click.echo(f"rebuilt counts from {counted} appointments")

@@ -12,9 +12,13 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
 from ..models import AppointmentCount, rollup_sql
+from .exceptions import Conflict
+
+LOCK_TIMEOUT_SECONDS = 10
 
 
 def rebuild_counts(tenant_id: str | None = None) -> int:
@@ -25,12 +29,20 @@ def rebuild_counts(tenant_id: str | None = None) -> int:
     waits for writes in flight to commit and holds new ones back until the rebuild commits
     (reads go on), so no write can land between the DELETE and the INSERT ... SELECT and be
     counted twice or not at all. On SQLite the DELETE takes the database's write lock, which
-    does the same.
+    does the same. Raises ``Conflict`` if the lock is not granted within
+    ``LOCK_TIMEOUT_SECONDS``.
     """
     with db.engine.begin() as connection:  # its own transaction, whatever the session holds
         dialect = connection.dialect.name
         if dialect == "postgresql":
-            connection.execute(text("LOCK TABLE appointments IN SHARE MODE"))
+            # Writes queue behind a waiting LOCK: give up rather than stall them behind a
+            # transaction left open somewhere.
+            connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'"))
+            try:
+                connection.execute(text("LOCK TABLE appointments IN SHARE MODE"))
+            except OperationalError as exc:
+                raise Conflict(f"Could not lock the appointments within {LOCK_TIMEOUT_SECONDS} s "
+                               "(a long transaction is writing); nothing was changed, retry later.") from exc
         for statement in rollup_sql.rebuild(dialect, tenant_id):
             connection.execute(statement)
         total = select(func.coalesce(func.sum(AppointmentCount.n), 0))
