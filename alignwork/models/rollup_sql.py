@@ -22,9 +22,11 @@ Concurrency (PostgreSQL): one statement-level trigger per statement aggregates t
 changes (transition tables) and applies them with one ``INSERT ... ON CONFLICT`` in key order.
 Every statement therefore locks rollup rows in the same global order, so two statements moving
 appointments A->B and B->A wait for each other instead of deadlocking, and a bulk statement
-touches each bucket once. A bucket that falls to zero keeps its row with ``n = 0``, which sums
-as zero; ``rebuild`` writes only non-zero rows. SQLite has one writer at a time, so its row
-triggers cannot deadlock.
+touches each bucket once. (A transaction of several statements locks its buckets statement by
+statement; should two such transactions cross, PostgreSQL aborts one of them whole, so still no
+count is lost. The API and the services write one statement per transaction.) A bucket that
+falls to zero keeps its row with ``n = 0``, which sums as zero; ``rebuild`` writes only
+non-zero rows. SQLite has one writer at a time, so its row triggers cannot deadlock.
 """
 
 from __future__ import annotations
