@@ -123,13 +123,17 @@ def test_rebuild_counts_invalidates_the_cached_stats(app, build, runner):
     assert response.headers["X-Cache"] == "MISS" and response.get_json()["today"]["confirmed"] == 1
 
 
-def test_seed_keeps_the_rollup_in_step(app, runner):
+def test_seed_keeps_the_rollup_in_step_and_the_triggers_in_place(app, runner):
     runner.invoke(args=["seed", "--tenant", "demo", "--appointments", "3000"])
+    runner.invoke(args=["seed", "--tenant", "demo", "--appointments", "500", "--seed", "2"])  # adds to it
     assert _rollup(app) == _expected(app)
     with app.app_context():
         today = datetime.now(timezone.utc).date()
         assert compute_stats("demo", "America/Recife", today) == \
             compute_stats_from_appointments("demo", "America/Recife", today)
+        db.session.execute(text("UPDATE appointments SET status = 'cancelled' WHERE id % 3 = 0"))
+        db.session.commit()
+    assert _rollup(app) == _expected(app)
 
 
 def test_migration_backfills_existing_appointments(make_app, database):
