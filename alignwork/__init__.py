@@ -37,7 +37,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     _finish_config(app)
     app.json.sort_keys = False
 
-    from . import auth, commands, cors, errors, http_metrics, metrics, security
+    from . import auth, commands, connections, cors, errors, http_metrics, metrics, security
     from .blueprints import appointments, docs, health, operations, pages, patients, stats
     from .cache_backends import is_shared
     from .config import default_cache_timeout
@@ -50,6 +50,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     with app.app_context():
         for engine in db.engines.values():
             metrics.count_statements(engine)
+    connections.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     cache.init_app(app)
     api.init_app(app)

@@ -31,7 +31,8 @@ from sqlalchemy import event
 from alignwork import INSTANCE_PATH_VARIABLE, create_app
 from alignwork.auth import issue_token
 from alignwork.extensions import db
-from alignwork.models import Appointment
+from alignwork.models import COUNTED_STATUSES, Appointment, AppointmentCount
+from alignwork.models.appointment_count import bucket_of
 from alignwork.services import patients, tenants
 
 REQUIRE_SERVICES = os.environ.get("ALIGNWORK_REQUIRE_SERVICES") == "1"
@@ -369,3 +370,24 @@ def parse_html(response) -> Tags:
     tags = Tags()
     tags.feed(response.get_data(as_text=True))
     return tags
+
+
+def rollup_counts(tenants: set[str] | None = None) -> dict:
+    """The non-zero rows of the rollup for ``tenants`` (all by default; inside an app context)."""
+    query = sa.select(AppointmentCount)
+    if tenants is not None:
+        query = query.where(AppointmentCount.tenant_id.in_(tenants))
+    return {(c.tenant_id, c.bucket, c.status): c.n for c in db.session.scalars(query) if c.n}
+
+
+def counted_appointments(tenants: set[str] | None = None) -> dict:
+    """What the rollup must hold: the appointments counted one by one, bucketed in Python."""
+    query = sa.select(Appointment)
+    if tenants is not None:
+        query = query.where(Appointment.tenant_id.in_(tenants))
+    totals: dict = {}
+    for a in db.session.scalars(query):
+        if a.status in COUNTED_STATUSES:
+            key = (a.tenant_id, bucket_of(a.starts_at), a.status)
+            totals[key] = totals.get(key, 0) + 1
+    return totals

@@ -47,3 +47,28 @@ def test_inserts_that_do_not_name_the_version_still_work(make_app, database):
             "VALUES ('a', 1, :at, 30, 'pending', :at, :at)"), {"at": at})
         db.session.commit()
         assert db.session.execute(text("SELECT version FROM appointments")).scalar_one() == 1
+
+
+def test_migrations_create_the_rollup_triggers_and_downgrade_removes_them(make_app, database):
+    from datetime import datetime, timezone
+
+    from flask_migrate import downgrade
+    from sqlalchemy import text
+
+    app = make_app(database=database, create_schema=False)
+    zone = None if database == "sqlite" else timezone.utc
+    at = datetime(2026, 5, 13, 12, 7, tzinfo=zone)
+    insert = ("INSERT INTO appointments (tenant_id, patient_id, starts_at, duration_min, status, created_at, "
+              "updated_at) VALUES ('a', 1, :at, 30, 'pending', :at, :at)")
+    with app.app_context():
+        upgrade()
+        db.session.execute(text("INSERT INTO tenants (id, name, timezone, created_at) VALUES ('a', 'A', 'UTC', :at)"), {"at": at})
+        db.session.execute(text("INSERT INTO patients (id, tenant_id, name, created_at) VALUES (1, 'a', 'P', :at)"), {"at": at})
+        db.session.execute(text(insert), {"at": at})
+        db.session.commit()
+        assert db.session.execute(text("SELECT n FROM appointment_counts")).scalars().all() == [1]
+        db.session.remove()
+        downgrade(revision="0004")
+        db.session.execute(text(insert), {"at": at})
+        db.session.commit()
+        assert db.session.execute(text("SELECT n FROM appointment_counts")).scalars().all() == [1]

@@ -35,7 +35,7 @@ class Appointment(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # Optimistic locking: an UPDATE or DELETE based on a stale read matches no row and fails,
-    # so two racing writes can never both adjust the stats rollup from the same old values.
+    # so a write never silently overwrites a change its caller has not seen.
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default=text("1"))
 
     __mapper_args__ = {"version_id_col": version}

@@ -69,6 +69,8 @@ def _tenants_of_statement(state: ORMExecuteState) -> set[str] | None:
     table = getattr(statement, "table", None)
     if getattr(table, "name", None) not in WATCHED_TABLES:
         return None
+    if state.is_insert and getattr(statement, "select", None) is not None:  # INSERT ... SELECT
+        return _tenant_condition(getattr(statement.select, "whereclause", None)) or {EVERY_TENANT}
     if state.is_insert:
         rows = state.parameters if isinstance(state.parameters, list) else [state.parameters or {}]
         found = {row.get("tenant_id") for row in rows}

@@ -7,15 +7,14 @@ accepts; otherwise it counts the appointments themselves. Both give the same num
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, func, select
 
 from ..extensions import db
 from ..models import COUNTED_STATUSES, Appointment, AppointmentCount
-from ..models.appointment_count import adjust, bucket_of, on_grid
+from ..models.appointment_count import on_grid
 from ..periods import PERIOD_NAMES, Period, periods_for_date
 
 Stats = dict[str, dict[str, int]]
@@ -57,21 +56,3 @@ def _run(periods: dict[str, Period], instant, status, aggregate, tenant_filter) 
         name: {s: int(row[f"{name}_{s}"] or 0) for s in COUNTED_STATUSES}
         for name in PERIOD_NAMES
     }
-
-
-def rebuild_counts(tenant_id: str | None = None) -> int:
-    """Recompute the rollup from the appointments (after writes that bypassed the ORM)."""
-    session = db.session
-    removal = delete(AppointmentCount)
-    rows = select(Appointment.tenant_id, Appointment.starts_at, Appointment.status).where(
-        Appointment.status.in_(COUNTED_STATUSES))
-    if tenant_id:
-        removal = removal.where(AppointmentCount.tenant_id == tenant_id)
-        rows = rows.where(Appointment.tenant_id == tenant_id)
-    session.execute(removal)
-    deltas: Counter = Counter()
-    for tenant, starts_at, status in session.execute(rows.execution_options(yield_per=50_000)):
-        deltas[(tenant, bucket_of(starts_at), status)] += 1
-    adjust(session.connection(), deltas)
-    session.commit()
-    return sum(deltas.values())
