@@ -67,13 +67,13 @@ def test_on_grid_stats_read_the_rollup_only(app, build):
 
 
 def _corrupt(app, tenant: str) -> None:
-    """Edit the rollup by hand, as a bad restore or a stray UPDATE would."""
-    with app.app_context():
-        db.session.execute(text("UPDATE appointment_counts SET n = n + 2 WHERE tenant_id = :t AND status = 'pending'"),
+    """Edit the rollup by hand, as a bad restore or a stray UPDATE in psql would: on a connection
+    of its own, which the app's session (and so its cache) never hears of."""
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(text("UPDATE appointment_counts SET n = n + 2 WHERE tenant_id = :t AND status = 'pending'"),
                            {"t": tenant})
-        db.session.execute(text("DELETE FROM appointment_counts WHERE tenant_id = :t AND status = 'confirmed'"),
+        connection.execute(text("DELETE FROM appointment_counts WHERE tenant_id = :t AND status = 'confirmed'"),
                            {"t": tenant})
-        db.session.commit()
 
 
 def test_check_counts_finds_drift_and_rebuild_counts_repairs_it(app, build, runner):

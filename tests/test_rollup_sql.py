@@ -17,10 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from alignwork.extensions import cache, db
 from alignwork.models import COUNTED_STATUSES, Appointment, AppointmentCount
 from alignwork.models.appointment_count import bucket_of
-from alignwork.periods import parse_timezone, periods_at
+from alignwork.periods import parse_timezone
 from alignwork.services import appointments as service
 from alignwork.services.rollup import check_counts
 from tests.conftest import Builder, counted_appointments, rollup_counts
+from tests.period_oracle import periods_at
 
 NOW = datetime(2026, 5, 13, 15, 0, tzinfo=timezone.utc)  # a Wednesday (Thursday in Kiritimati)
 ZONES = ["America/Recife", "Asia/Kathmandu", "America/St_Johns", "Pacific/Kiritimati", "Europe/London"]
