@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, text
 
 from alignwork.extensions import cache, db
 from alignwork.models import Tenant
-from alignwork.services import stats_cache
+from alignwork.services import appointments, stats_cache
+from alignwork.services.exceptions import Conflict
 from tests.conftest import Builder, count_statements, utc
 
 STATS = "/api/v1/appointments/mega-stats"
@@ -224,11 +225,20 @@ def test_a_write_leaves_other_tenants_cached(client, acme):
     assert stats(client, "rival")[0] == "HIT"
 
 
-def test_a_failed_write_does_not_invalidate(client, acme):
+def test_a_failed_write_does_not_invalidate(cached_app, client, acme):
+    """The UPDATE reaches the database and matches no row (another process changed the
+    appointment meanwhile), so the transaction rolls back after a flush."""
+    [appointment_id] = acme.appointments("acme", [(_soon(), "pending")])
     stats(client)
-    response = client.post("/api/v1/appointments", json={
-        "tenantId": "acme", "patientId": 999, "startsAt": _soon().isoformat(), "durationMin": 30})
-    assert response.status_code == 404
+    with count_statements(cached_app) as seen, cached_app.app_context():
+        held = appointments.get_appointment("acme", appointment_id)  # the update builds on this read
+        with db.engine.begin() as other_process:
+            other_process.execute(text("UPDATE appointments SET version = version + 1 WHERE id = :id"),
+                                  {"id": appointment_id})
+        assert held.version == 1  # the other process has made it 2 since
+        with pytest.raises(Conflict):
+            appointments.update_appointment("acme", appointment_id, {"status": "confirmed"})
+    assert any(sql.lstrip().upper().startswith("UPDATE APPOINTMENTS") for sql in seen)
     assert stats(client)[0] == "HIT"
 
 
@@ -383,8 +393,6 @@ def test_a_write_on_one_instance_invalidates_the_other(make_app):
 def test_counts_read_before_a_racing_write_are_never_served_after_it(cached_app, client, acme, monkeypatch):
     """The generation is taken before the database: a computation that read its counts just
     before a write committed stores them under the generation that write retired."""
-    from alignwork.services import stats_cache
-
     patient = acme.patient("acme")
     real = stats_cache.compute_stats
     raced = []
