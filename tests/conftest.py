@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import time
 import uuid
 from html.parser import HTMLParser
 from datetime import datetime, timezone
@@ -42,7 +43,7 @@ DATE_SENSITIVE = ("test_appointments_api.py", "test_auth.py", "test_cache.py", "
                   "test_cli.py", "test_conditional_polling.py", "test_hostile_input.py",
                   "test_invalidation.py")
 ARTIFACTS = Path(os.environ.get("ALIGNWORK_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "artifacts")
-_saved_artifacts: list[Path] = []
+_RUN_STARTED = time.time()
 PG_URL = os.environ.get(
     "ALIGNWORK_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -87,14 +88,16 @@ def record_artifact(name: str) -> Path:
     """Where a test saves a file for people to look at (screenshots); listed at the end of the run."""
     path = ARTIFACTS / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    _saved_artifacts.append(path)
     return path
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _saved_artifacts:
-        terminalreporter.write_line(f"test artifacts ({len(_saved_artifacts)} files) in {ARTIFACTS}:")
-        for path in _saved_artifacts:
+    """The artifacts this run wrote, whichever process (test worker) wrote them."""
+    saved = sorted(path for path in ARTIFACTS.rglob("*")
+                   if path.is_file() and path.stat().st_mtime >= _RUN_STARTED) if ARTIFACTS.is_dir() else []
+    if saved:
+        terminalreporter.write_line(f"test artifacts ({len(saved)} files) in {ARTIFACTS}:")
+        for path in saved:
             terminalreporter.write_line(f"  {path.relative_to(ARTIFACTS)}")
 
 
