@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import Builder
 from tests.redis_servers import MASTER_NAME, SentinelSetup, wait_for
-from tests.test_gunicorn import Server
+from tests.test_gunicorn import Server, _no_server_outlives_its_test  # noqa: F401 (a fixture)
 
 STATS = "/api/v1/appointments/mega-stats"
 BACKOFF = 0.3

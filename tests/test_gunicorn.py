@@ -33,8 +33,21 @@ def zone_far_from_midnight() -> str:
     return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
 
 
+_running: list[Server] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_server_outlives_its_test():
+    """A test that fails before stopping its server must not leave it running."""
+    yield
+    while _running:
+        _running.pop().stop()
+
+
 class Server:
-    """gunicorn -c gunicorn.conf.py wsgi:app on a free port, with its own SQLite database."""
+    """gunicorn -c gunicorn.conf.py wsgi:app on a free port, with its own SQLite database.
+    Stopped after the test if the test did not stop it (tests that import this class from here
+    get that by importing ``_no_server_outlives_its_test`` too)."""
 
     def __init__(self, tmp_path, workers: int | None, cache_env: dict[str, str], wait: bool = True,
                  operator_metrics_dir: bool = True):
@@ -67,6 +80,7 @@ class Server:
              "-b", f"127.0.0.1:{self.port}", "wsgi:app"],
             cwd=ROOT, env=self.env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
         )
+        _running.append(self)
         if wait:
             self._wait_ready(workers or 1)
 
@@ -107,6 +121,8 @@ class Server:
         return self.request("GET", "/api/v1/appointments/mega-stats", token=self.token)
 
     def stop(self) -> str:
+        if self in _running:
+            _running.remove(self)
         self.process.terminate()
         self.process.wait(30)
         return self.log.read_text()
