@@ -12,6 +12,7 @@ same cache round trip as its stats: ``read_claims`` (signature and expiry, no I/
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -93,7 +94,7 @@ class VerifiedTokens:
 
 def issue_token(tenant_id: str | None, expires_in: int, scope: str = TENANT) -> str:
     now = time.time()
-    payload = {"sub": tenant_id, "scope": scope, "iat": round(now, 3), "exp": int(now + expires_in)}
+    payload = {"sub": tenant_id, "scope": scope, "iat": math.floor(now * 1000) / 1000, "exp": int(now + expires_in)}
     return _serializer().dumps(payload)
 
 

@@ -11,13 +11,12 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .auth import AuthError
 from .extensions import db
-from .services.exceptions import Conflict, NotFound, ServiceError, is_transient
+from .services.exceptions import DATABASE_ERRORS, Conflict, NotFound, ServiceError, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +79,13 @@ def _auth_error(error: AuthError) -> Response:
     return error_response(error.status, error.message, headers=headers)
 
 
-def _database_error(error: OperationalError) -> Response:
-    """An unreachable or busy database is a 503 to retry; any other OperationalError (a missed
-    migration, say) is a bug, logged in full and answered 500."""
+def _database_error(error: Exception) -> Response:
+    """An unreachable or busy database (or a pool with no free connection) is a 503 to retry;
+    any other database error (a missed migration, say) is a bug, logged in full and answered 500."""
     db.session.rollback()
     if is_transient(error):
-        log.warning("database unavailable or busy: %s: %s", type(error.orig).__name__, error.orig)
+        cause = getattr(error, "orig", None) or error
+        log.warning("database unavailable or busy: %s: %s", type(cause).__name__, cause)
         return error_response(503, "The database is unavailable or busy; retry shortly.",
                               headers={"Retry-After": "1"})
     log.error("database error", exc_info=error)
@@ -104,5 +104,6 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(AuthError, _auth_error)
-    app.register_error_handler(OperationalError, _database_error)
+    for kind in DATABASE_ERRORS:
+        app.register_error_handler(kind, _database_error)
     app.register_error_handler(Exception, _unexpected)

@@ -106,3 +106,22 @@ def test_polls_are_answered_from_the_cache_while_postgres_is_down(app, postgres)
         assert poll(client, "cold")[0] == 200
         with app.app_context():
             assert db.session.scalar(select(func.count()).select_from(Appointment)) == rows_before
+
+
+def test_a_pool_with_no_free_connection_is_a_503_or_stale_not_a_500(make_app):
+    """Every connection busy (a slow database under load): the pool's timeout is answered like an
+    unreachable database."""
+    app = make_app(SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2})
+    build = Builder(app)
+    build.tenant("acme")
+    build.tenant("cold")
+    client = app.test_client()
+    with time_machine.travel(NOW, tick=True):
+        assert poll(client, "acme")[1] == "MISS"
+        build.appointments("acme", [(NOW + timedelta(hours=1), "confirmed")])  # retires the entry
+        with app.app_context(), db.engine.connect():  # the only connection, held
+            status, outcome, body, headers = poll(client, "acme")
+            assert (status, outcome) == (200, "STALE") and "Age" in headers
+            status, _, body, headers = poll(client, "cold")
+            assert status == 503 and body["code"] == 503 and headers["Retry-After"] == "1"
+        assert poll(client, "acme")[:2] == (200, "MISS")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 
 class ServiceError(Exception):
@@ -28,11 +29,22 @@ _TRANSIENT_SQLSTATES = ("08", "57P", "40001", "40P01", "57014")
 _TRANSIENT_SQLITE = ("database is locked", "database table is locked", "unable to open database file")
 
 
-def is_transient(error: OperationalError) -> bool:
+#: What the database layer raises when a statement fails: the driver's errors, and the pool's
+#: timeout when every connection is busy.
+DATABASE_ERRORS = (DBAPIError, PoolTimeout)
+
+
+def is_transient(error: Exception) -> bool:
     """Whether the database was unreachable or busy (worth a retry), not a bug such as a missed
     migration."""
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
     if error.connection_invalidated:
         return True
+    if not isinstance(error, OperationalError):
+        return False
     sqlstate = getattr(error.orig, "sqlstate", None)
     if sqlstate is not None:
         return sqlstate.startswith(_TRANSIENT_SQLSTATES)

@@ -54,10 +54,15 @@ class _PendingInvalidations:
         with self._lock:
             self._tenants.add(tenant_id)
 
-    def take(self) -> set[str]:
+    def discard(self, tenant_id: str) -> None:
         with self._lock:
-            taken, self._tenants = self._tenants, set()
-        return taken
+            self._tenants.discard(tenant_id)
+
+    def copy(self) -> set[str]:
+        """The tenants still pending; each leaves only once its invalidation is written, so a
+        concurrent reader never sees "nothing pending" while a replay is still on its way."""
+        with self._lock:
+            return set(self._tenants)
 
 
 def _pending() -> _PendingInvalidations:
@@ -76,7 +81,7 @@ def invalidate(*tenant_ids: str) -> bool:
             for tenant_id in remaining:
                 _pending().add(tenant_id)
             return False
-        remaining.pop(0)
+        _pending().discard(remaining.pop(0))
     return True
 
 
@@ -91,14 +96,14 @@ def _retire(tenant_id: str) -> bool:
     return _backend().force_store(generation_key(tenant_id), secrets.token_hex(8), GENERATION_TTL)
 
 
+def has_pending() -> bool:
+    return bool(_pending())
+
+
 def replay_pending() -> bool:
-    """Replay remembered invalidations; True if any was written."""
-    pending = _pending()
-    if not pending:
-        return False
-    taken = pending.take()
-    invalidate(*taken)
-    return bool(taken)
+    """Replay remembered invalidations; True when none is left pending. While one is, entries
+    the cache holds may predate a committed write, so the caller must not serve them."""
+    return invalidate(*_pending().copy())
 
 
 def init_app(app) -> None:

@@ -30,7 +30,7 @@ from .generations import EVERY_TENANT
 WATCHED_TABLES = frozenset({Appointment.__tablename__, AppointmentCount.__tablename__})
 _TOUCHED = "alignwork.touched_tenants"
 _CHANGED_TENANTS = "alignwork.changed_tenant_records"
-_WRITE_SQL = re.compile(r"\b(insert|update|delete|replace|truncate|copy)\b", re.IGNORECASE)
+_WRITE_SQL = re.compile(r"\b(insert|update|delete|replace|truncate|copy|merge|call)\b", re.IGNORECASE)
 
 
 def _note(session: Session, tenant_ids: Iterable[str], key: str = _TOUCHED) -> None:
@@ -61,7 +61,7 @@ def _tenants_of_statement(state: ORMExecuteState) -> set[str] | None:
     statement = state.statement
     if isinstance(statement, TextClause):
         text = statement.text
-        if _WRITE_SQL.search(text) and any(name in text for name in WATCHED_TABLES):
+        if _WRITE_SQL.search(text) and any(name in text.lower() for name in WATCHED_TABLES):
             return {EVERY_TENANT}
         return None
     if not (state.is_insert or state.is_update or state.is_delete):
@@ -120,7 +120,7 @@ def _after_commit(session: Session) -> None:
     if touched:
         generations.invalidate(*({EVERY_TENANT} if EVERY_TENANT in touched else touched))
     for tenant_id in sorted(changed):
-        tenants.forget(tenant_id)
+        tenants.refresh_record(tenant_id)
 
 
 def _after_rollback(session: Session) -> None:

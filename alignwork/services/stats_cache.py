@@ -33,7 +33,6 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy.exc import OperationalError
 
 from .. import metrics
 from ..cache_backends import StatsBackend
@@ -41,7 +40,7 @@ from ..cache_keys import StatsKey, generation_key, lock_key
 from ..extensions import cache, db
 from ..periods import local_date, parse_timezone
 from . import generations, tenants
-from .exceptions import is_transient
+from .exceptions import DATABASE_ERRORS, is_transient
 from .stats import Stats, compute_stats
 
 LOCK_POLL_SECONDS = 0.01
@@ -145,8 +144,10 @@ def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = No
     if guess is not None:
         keys.append(str(StatsKey(tenant_id, guess.key, local_date(guess, now))))
     values = backend.fetch(*keys)
-    if values is not None and generations.replay_pending():
-        values = backend.fetch(*keys)  # an invalidation was just replayed
+    if values is not None and generations.has_pending():
+        # Replay before serving anything; a cache that still cannot be written may hold entries
+        # from before a committed write, so it is not read until it can.
+        values = backend.fetch(*keys) if generations.replay_pending() else None
     used = values is not None
     record, generation, *stored = values if used else [None] * len(keys)
     stored = stored[0] if stored else None
@@ -191,10 +192,10 @@ def _resolve(snapshot: Snapshot) -> tuple[Outcome, Entry]:
         if snapshot.current:
             return _refresh(snapshot)
         return _read_through(snapshot)
-    except OperationalError as exc:
+    except DATABASE_ERRORS as exc:
+        db.session.rollback()  # whoever handles the error (or computes next) starts clean
         if snapshot.entry is None or not is_transient(exc):
             raise
-        db.session.rollback()
         return Outcome.STALE, snapshot.entry
 
 

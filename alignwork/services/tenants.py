@@ -22,7 +22,7 @@ from ..cache_keys import tenant_record_key
 from ..extensions import cache, db
 from ..models import DEFAULT_TIMEZONE, TENANT_ID_PATTERN, Tenant
 from ..periods import InvalidTimezone, parse_timezone
-from .exceptions import Conflict, NotFound, ServiceError
+from .exceptions import DATABASE_ERRORS, Conflict, NotFound, ServiceError
 
 LOCAL_RECORD_SECONDS = 30  # longest a revoked token is honoured where the cache is per process
 
@@ -68,9 +68,14 @@ def publish(info: TenantInfo) -> bool:
     return cache.cache.force_store(record_key(info.id), astuple(info), _record_ttl())
 
 
-def forget(tenant_id: str) -> None:
-    """Drop the cached record (after a change committed): the next request reads the row."""
-    cache.cache.delete(record_key(tenant_id))
+def refresh_record(tenant_id: str) -> None:
+    """After a committed change to a tenant, write its new record through to the cache. (Only
+    deleting it would let a request that read the row before the commit put the old record back.)
+    If the row cannot be read now, the record is dropped and the next request reads the row."""
+    try:
+        publish(load(tenant_id, remember=False))
+    except (NotFound, *DATABASE_ERRORS):
+        cache.cache.delete(record_key(tenant_id))
 
 
 def load(tenant_id: str, remember: bool = True) -> TenantInfo:
