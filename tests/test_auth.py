@@ -13,6 +13,8 @@ import time_machine
 from itsdangerous import URLSafeSerializer
 
 from alignwork.auth import SALT, parse_duration
+from alignwork.extensions import db
+from alignwork.models import Tenant
 from alignwork.services.tenants import LOCAL_RECORD_SECONDS
 from tests.conftest import Builder, token_for, utc
 
@@ -160,7 +162,21 @@ def _now_plus(**delta):
     return datetime.now(timezone.utc) + timedelta(**delta)
 
 
-def test_revocation_reaches_every_worker_at_once_on_a_shared_cache(make_app):
+def _revoke_with_the_command(app):
+    result = app.test_cli_runner().invoke(args=["tenants", "revoke-tokens", "acme"])
+    assert "every worker refuses them from its next request" in result.output
+
+
+def _revoke_in_a_shell_session(app):
+    """What a developer might type into ``flask shell``: the commit rewrites the cached record."""
+    with app.app_context():
+        db.session.get(Tenant, "acme").tokens_revoked_at = _now_plus(seconds=1)
+        db.session.commit()
+
+
+@pytest.mark.parametrize("revoke", [_revoke_with_the_command, _revoke_in_a_shell_session],
+                         ids=["command", "shell-session"])
+def test_revocation_reaches_every_worker_at_once_on_a_shared_cache(make_app, revoke):
     """The operator's process writes the new cut-off through to Redis: no waiting."""
     worker = make_app(cache="redis", shared_as="deployment")
     operator = make_app(cache="redis", shared_as="deployment", create_schema=False)
@@ -168,8 +184,7 @@ def test_revocation_reaches_every_worker_at_once_on_a_shared_cache(make_app):
     headers = {"Authorization": f"Bearer {token_for(worker, 'acme')}"}
     client = worker.test_client()
     assert client.get("/api/v1/appointments/mega-stats", headers=headers).status_code == 200
-    result = operator.test_cli_runner().invoke(args=["tenants", "revoke-tokens", "acme"])
-    assert "every worker refuses them from its next request" in result.output
+    revoke(operator)
     assert_401(client.get("/api/v1/appointments/mega-stats", headers=headers))
 
 

@@ -120,6 +120,13 @@ class Server:
     def stats(self):
         return self.request("GET", "/api/v1/appointments/mega-stats", token=self.token)
 
+    def book(self, patient_id: int) -> int:
+        """Book a confirmed appointment five minutes from now; the answer's status."""
+        soon = (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
+        return self.request("POST", "/api/v1/appointments", {
+            "patientId": patient_id, "startsAt": soon, "durationMin": 30, "status": "confirmed"},
+            self.token)[0]
+
     def stop(self) -> str:
         if self in _running:
             _running.remove(self)
@@ -163,11 +170,7 @@ def test_a_write_through_any_worker_invalidates_for_all(redis_server):
     patient = json.loads(redis_server.request("POST", "/api/v1/patients", {"name": "Ana"}, redis_server.token)[2])
     redis_server.stats()
     assert [r[1] for r in redis_server.concurrently(12, redis_server.stats)] == ["HIT"] * 12
-    soon = (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
-    created = redis_server.request("POST", "/api/v1/appointments", {
-        "patientId": patient["id"], "startsAt": soon, "durationMin": 30, "status": "confirmed"},
-        redis_server.token)
-    assert created[0] == 201
+    assert redis_server.book(patient["id"]) == 201
     status, outcome, body = redis_server.stats()
     assert outcome == "MISS"
     counts = json.loads(body)
