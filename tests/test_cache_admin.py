@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import redis
 import time_machine
+from sqlalchemy import text
 
+from alignwork.extensions import db
 from tests.conftest import REDIS_URL, Builder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +88,19 @@ def test_clear_one_tenant_then_all(warmed):
     assert client.get(f"{STATS}?tenantId=rival").headers["X-Cache"] == "HIT"
     assert cli(warmed, "clear")[0].startswith("removed 2 entries")
     assert rows(cli(warmed, "keys")) == []
+
+
+def test_clear_makes_the_next_poll_read_a_tenant_changed_behind_the_apps_back(warmed):
+    """A revocation written with psql is unseen while the tenant record is cached; clearing the
+    tenant's keys makes the next poll read the row."""
+    client = warmed.test_client()
+    assert client.get(f"{STATS}?tenantId=acme").status_code == 200
+    with warmed.app_context(), db.engine.begin() as psql:
+        psql.execute(text("UPDATE tenants SET tokens_revoked_at = :at WHERE id = 'acme'"),
+                     {"at": datetime(2030, 1, 1)})
+    assert client.get(f"{STATS}?tenantId=acme").status_code == 200
+    cli(warmed, "clear", "--tenant", "acme")
+    assert client.get(f"{STATS}?tenantId=acme").status_code == 401
 
 
 def test_clear_never_touches_other_keys_on_a_shared_redis(make_app):

@@ -15,7 +15,7 @@ from flask import current_app
 
 from .. import metrics
 from ..cache_backends import CacheUnavailable, StatsBackend
-from ..cache_keys import StatsKey, generation_key, generation_pattern, stats_pattern
+from ..cache_keys import StatsKey, generation_key, generation_pattern, stats_pattern, tenant_record_pattern
 from ..extensions import cache
 from ..periods import local_date
 from .stats_cache import Entry, record_size
@@ -75,11 +75,14 @@ def peek(tenant_id: str, zone: ZoneInfo, now: datetime | None = None) -> dict | 
 
 
 def clear(tenant_id: str | None = None) -> int:
-    """Delete this app's stats entries (one tenant's, or all) and their generations. Only keys
-    under this app's prefix are touched: a shared Redis is never flushed."""
+    """Delete this app's stats entries (one tenant's, or all), their generations and tenant
+    records, so that the next poll reads everything from the database (after a change made with
+    ``psql``, say). Only keys under this app's prefix are touched: a shared Redis is never
+    flushed. Returns how many stats entries were removed."""
     backend = _backend()
     removed = backend.delete_matching(stats_pattern(tenant_id))
     backend.delete_matching(generation_pattern(tenant_id))
+    backend.delete_matching(tenant_record_pattern(tenant_id))
     record_size()
     return removed
 
