@@ -141,8 +141,9 @@ def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = No
     now = now or datetime.now(timezone.utc)
     guess = zone or _zone_hints.get(tenant_id)
     keys = [tenants.record_key(tenant_id), generation_key(tenant_id)]
-    if guess is not None:
-        keys.append(str(StatsKey(tenant_id, guess.key, local_date(guess, now))))
+    key = StatsKey(tenant_id, guess.key, local_date(guess, now)) if guess is not None else None
+    if key is not None:
+        keys.append(str(key))
     values = backend.fetch(*keys)
     if values is not None and generations.has_pending():
         # Replay before serving anything; a cache that still cannot be written may hold entries
@@ -153,9 +154,9 @@ def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = No
     stored = stored[0] if stored else None
     tenant = tenants.from_record(record) or tenants.load(tenant_id, remember=used)
     zone = zone or parse_timezone(tenant.timezone)
-    key = StatsKey(tenant_id, zone.key, local_date(zone, now))
-    if guess is None or guess.key != zone.key:
+    if key is None or guess.key != zone.key:  # no hint, or a wrong one: one more read
         _zone_hints.put(tenant_id, zone)
+        key = StatsKey(tenant_id, zone.key, local_date(zone, now))
         stored = (backend.fetch(str(key)) or [None])[0] if used else None
     return Snapshot(tenant, zone, key, generation, Entry.from_stored(stored), used)
 
