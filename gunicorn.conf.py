@@ -74,6 +74,17 @@ def _check_per_worker_cache(server):
     server.log.warning(advice)
 
 
+def post_worker_init(worker):
+    """Each worker runs the change listener in a thread (unless CHANGE_LISTENER is off): it
+    brings every committed change to the cache, and the next worker forked takes over from one
+    that died. gunicorn has no periodic hook in the master and reaps children it did not fork
+    as workers, so a thread in the workers is the supervised place for it."""
+    from alignwork.services import listener
+
+    if hasattr(worker.wsgi, "config"):  # the app (a benchmark may serve something else)
+        listener.start(worker.wsgi)
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

@@ -40,12 +40,13 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     from . import auth, commands, connections, cors, errors, http_metrics, metrics, security
     from .blueprints import appointments, docs, health, operations, pages, patients, stats
     from .cache_backends import is_shared
-    from .config import default_cache_timeout
+    from .config import check_listener, default_cache_timeout
     from .extensions import api, cache, db, migrate
     from .services import generations, invalidation
 
     if app.config["CACHE_DEFAULT_TIMEOUT"] is None:
         app.config["CACHE_DEFAULT_TIMEOUT"] = default_cache_timeout(is_shared(app.config["CACHE_TYPE"]))
+    check_listener(app.config, is_shared(app.config["CACHE_TYPE"]))
     db.init_app(app)
     with app.app_context():
         for engine in db.engines.values():

@@ -8,6 +8,10 @@ Flask-Caching's backends
 - reads and writes that *say* when the cache could not be used (``fetch`` returns None,
   ``store`` False) instead of looking like a miss, so a request can answer BYPASS;
 - ``force_store``: one attempt even while backing off, for invalidations;
+- ``advance``: a tenant's generation and record written together, only if the generation is
+  newer than the one held (atomic: a Lua script in Redis, a lock in process);
+- ``identity``: what the listener watches to learn that the cache it writes to was replaced
+  (a restart, a failover) or came back, and must be reconciled with the database;
 - a ``lock`` per key (one computation per cold key);
 - listing and deleting by pattern with remaining TTLs, for operators (``CacheUnavailable``
   when the cache cannot be read: an empty listing would be a lie).
@@ -38,6 +42,22 @@ def is_shared(cache_type: str) -> bool:
     return import_string(cache_type).shared
 
 
+def format_generation(epoch: str, version: int) -> str:
+    """A generation as the cache holds it: ``<epoch>:<version>`` (``services/generations.py``)."""
+    return f"{epoch}:{version}"
+
+
+def parse_generation(value: object) -> tuple[str, int] | None:
+    """The epoch and version of a stored generation (bytes from Redis, where the script writes
+    it raw); None for none, or for a value of an older release (a random token)."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if not isinstance(value, str):
+        return None
+    epoch, _, version = value.rpartition(":")
+    return (epoch, int(version)) if epoch and version.isdigit() else None
+
+
 class CacheUnavailable(RuntimeError):
     """An operator's inspection could not reach the cache."""
 
@@ -63,6 +83,16 @@ class StatsBackend(Protocol):
 
     def lock(self, key: str, timeout: float, wait: float) -> AbstractContextManager[bool]:
         """Hold the lock named ``key``; yields whether it was had within ``wait`` seconds."""
+
+    def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
+                record: tuple | None, generation_ttl: float, record_ttl: float) -> str | None:
+        """Unless the cache holds this epoch's generation at ``version`` or later, store
+        ``epoch:version`` and the record (None: delete it), atomically. Returns the generation
+        now held, or None if the cache was not used. Attempted even while backing off."""
+
+    def identity(self) -> str | None:
+        """Names the server(s) holding the keys, changing when one is replaced (restart,
+        failover); None while unreachable."""
 
     def keys_with_ttl(self, pattern: str) -> list[tuple[str, float | None]]:
         """Live keys matching the glob and seconds left (None: no expiry)."""
@@ -103,6 +133,14 @@ class NullCache(_NullCache):
     def create(self, key: str, value: Any, timeout: float) -> None:
         return None
 
+    def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
+                record: tuple | None, generation_ttl: float, record_ttl: float) -> str:
+        """Reports the generation as held, for the reason ``force_store`` reports success."""
+        return format_generation(epoch, version)
+
+    def identity(self) -> str:
+        return "null"
+
     @contextmanager
     def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:
         yield True
@@ -131,6 +169,7 @@ class SimpleCache(_SimpleCache):
         # Process-local lock table: key -> [lock, users]. Entries go when their last user leaves.
         self._locks: dict[str, list] = {}
         self._locks_guard = threading.Lock()
+        self._advance_guard = threading.Lock()
 
     def fetch(self, *keys: str) -> list[Any]:
         return self.get_many(*keys)
@@ -142,6 +181,24 @@ class SimpleCache(_SimpleCache):
 
     def create(self, key: str, value: Any, timeout: float) -> bool:
         return bool(self.add(key, value, timeout))
+
+    def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
+                record: tuple | None, generation_ttl: float, record_ttl: float) -> str:
+        with self._advance_guard:
+            held = self.get(generation_key)
+            found = parse_generation(held)
+            if found is not None and found[0] == epoch and found[1] >= version:
+                return held
+            generation = format_generation(epoch, version)
+            self.set(generation_key, generation, generation_ttl)
+            if record is None:
+                self.delete(record_key)
+            else:
+                self.set(record_key, record, record_ttl)
+            return generation
+
+    def identity(self) -> str:
+        return "process"
 
     @contextmanager
     def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:

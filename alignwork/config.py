@@ -33,6 +33,12 @@ class Config:
     CACHE_REDIS_SOCKET_TIMEOUT = 0.5
     CACHE_BACKOFF_SECONDS = 5.0
 
+    # The change listener (services/listener.py): "workers" runs it in every gunicorn worker,
+    # "off" leaves it to `flask stats listen` (refused with a per-process cache, which only a
+    # listener in the serving process can reach). Seconds between two looks at the database.
+    CHANGE_LISTENER = "workers"
+    CHANGE_LISTENER_INTERVAL = 0.5
+
     # Longest a request waits for another one computing the same stats before computing itself.
     STATS_LOCK_WAIT_SECONDS = 5.0
 
@@ -131,6 +137,18 @@ def check_always(config) -> None:
         value = config.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise ConfigurationError(f"{name} must be a whole number of seconds above 0, not {value!r}.")
+
+
+def check_listener(config, cache_shared: bool) -> None:
+    mode, interval = config["CHANGE_LISTENER"], config["CHANGE_LISTENER_INTERVAL"]
+    if mode not in ("workers", "off"):
+        raise ConfigurationError(f'CHANGE_LISTENER must be "workers" or "off", not {mode!r}.')
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval <= 1:
+        raise ConfigurationError(f"CHANGE_LISTENER_INTERVAL must be seconds above 0 and at most 1, not {interval!r}.")
+    if mode == "off" and not cache_shared:
+        raise ConfigurationError(
+            'CHANGE_LISTENER = "off" needs a shared cache: a per-process cache (SimpleCache) is reached '
+            "only by the listener in its own process; use RedisCache, or leave the listener on.")
 
 
 def check_production(config) -> None:

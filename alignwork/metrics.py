@@ -57,6 +57,33 @@ CACHE_ENTRIES = Gauge(
     multiprocess_mode="livesum",
 )
 
+# The change listener's state (services/listener.py), readable from any process.
+LISTENER_RUNNING = Gauge(
+    "alignwork_listener_running", "Change listeners running in live processes.", multiprocess_mode="livesum",
+)
+LISTENER_CONNECTED = Gauge(
+    "alignwork_listener_connected", "Change listeners connected to the database.", multiprocess_mode="livesum",
+)
+LISTENER_LEADING = Gauge(
+    "alignwork_listener_leading", "Change listeners applying changes (the others wait their turn).",
+    multiprocess_mode="livesum",
+)
+LISTENER_LAST_APPLIED = Gauge(
+    "alignwork_listener_last_applied_timestamp_seconds", "When a listener last wrote a change to the cache.",
+    multiprocess_mode="max",
+)
+LISTENER_LAG = Histogram(
+    "alignwork_listener_lag_seconds",
+    "From a change's statement in the database to the listener writing it to the cache (changes "
+    "the app's own session had already written are not counted).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0),
+)
+
+
+def record_change_applied(lag_seconds: float, now: float) -> None:
+    LISTENER_LAG.observe(max(lag_seconds, 0.0))
+    LISTENER_LAST_APPLIED.set(now)
+
 
 def _count_statement(conn, cursor, statement, parameters, context, executemany) -> None:
     DB_STATEMENTS.inc()
@@ -129,4 +156,22 @@ def cache_summary(cache_size: int | None) -> dict:
         "avg_hit_time_ms": average_ms("HIT"),
         "avg_miss_time_ms": average_ms("MISS"),
         "cache_size": cache_size,
+        "listener": listener_summary(samples),
+    }
+
+
+def listener_summary(samples: dict | None = None) -> dict:
+    """The change listeners' state: how many run, are connected and lead; when one last wrote
+    a change; how many it wrote and their mean lag."""
+    samples = _samples() if samples is None else samples
+    applied = int(samples.get(("alignwork_listener_lag_seconds_count", ()), 0))
+    lag_sum = samples.get(("alignwork_listener_lag_seconds_sum", ()), 0.0)
+    last = samples.get(("alignwork_listener_last_applied_timestamp_seconds", ()), 0.0)
+    return {
+        "running": int(samples.get(("alignwork_listener_running", ()), 0)),
+        "connected": int(samples.get(("alignwork_listener_connected", ()), 0)),
+        "leading": int(samples.get(("alignwork_listener_leading", ()), 0)),
+        "changes_applied": applied,
+        "avg_lag_ms": round(lag_sum / applied * 1000, 1) if applied else None,
+        "last_applied_seconds_ago": round(time.time() - last, 1) if last else None,
     }

@@ -30,6 +30,22 @@ from redis.retry import Retry
 
 from .cache_backends import CacheUnavailable
 
+# ``StatsBackend.advance`` in one step. KEYS: the generation, the tenant record. ARGV: epoch,
+# version, the generation's TTL, the serialised record ('' deletes it), the record's TTL. The
+# generation is stored raw (cachelib reads a value that is neither ``!``-pickled nor an integer
+# back as bytes), so the script can compare it.
+_ADVANCE = """
+local held = redis.call('GET', KEYS[1])
+if held then
+  local epoch, version = string.match(held, '^(.+):(%d+)$')
+  if epoch == ARGV[1] and tonumber(version) >= tonumber(ARGV[2]) then return held end
+end
+local generation = ARGV[1] .. ':' .. ARGV[2]
+redis.call('SET', KEYS[1], generation, 'EX', ARGV[3])
+if ARGV[4] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5]) end
+return generation
+"""
+
 log = logging.getLogger(__name__)
 
 _UNUSED = object()  # what a guarded Redis call returns when Redis was not used
@@ -100,8 +116,11 @@ class FailOpenRedis:
             )
 
     def _recover(self) -> None:
+        """Any call that succeeds ends the back-off: the listener's probe, which ignores it,
+        brings requests back to Redis within its interval of Redis answering again."""
         with self._state_lock:
             was_out, self._in_outage = self._in_outage, False
+            self._down_until = 0.0
         if was_out:
             log.warning("Redis cache reachable again; caching resumed.")
 
@@ -135,6 +154,27 @@ class FailOpenRedis:
     def create(self, key: str, value: Any, timeout: float) -> bool | None:
         added = self._guard(super().add, key, value, timeout)
         return None if added is _UNUSED else bool(added)
+
+    def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
+                record: tuple | None, generation_ttl: float, record_ttl: float) -> str | None:
+        prefix = self._get_prefix()
+        arguments = [epoch, version, int(generation_ttl),
+                     b"" if record is None else self.serializer.dumps(record), max(int(record_ttl), 1)]
+        held = self._guard(self._run_advance, [prefix + generation_key, prefix + record_key], arguments,
+                           ignore_backoff=True)
+        return None if held is _UNUSED else held.decode("ascii")
+
+    def _run_advance(self, keys: list[str], arguments: list) -> bytes:
+        if getattr(self, "_advance_script", None) is None:
+            self._advance_script = self._write_client.register_script(_ADVANCE)
+        return self._advance_script(keys=keys, args=arguments)
+
+    def identity(self) -> str | None:
+        found = self._guard(self._run_ids, ignore_backoff=True)
+        return None if found is _UNUSED else found
+
+    def _run_ids(self) -> str:
+        return ",".join(sorted(client.info("server")["run_id"] for client in self._node_clients()))
 
     # Flask-Caching's own methods fail open too, for code that uses ``cache`` directly.
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
-from ..services import rollup
+from ..services import changes, listener, rollup
 from ..services.exceptions import ServiceError
 
 stats_cli = AppGroup("stats", help="Maintain the data behind mega-stats.")
@@ -45,6 +49,31 @@ def check_command(tenant: str | None) -> None:
     click.echo(f"{verdict}; checked in {drift.seconds:.2f} s")
     if not drift.exact:
         raise SystemExit(1)
+
+
+@stats_cli.command("listen")
+def listen_command() -> None:
+    """Run the change listener in the foreground, until SIGTERM or Ctrl-C.
+
+    For deployments that run it as its own unit (with CHANGE_LISTENER=off in the servers); the
+    gunicorn workers otherwise run it themselves. Several at once are safe.
+    """
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    app = current_app._get_current_object()
+    click.echo(f"listening for changes every {app.config['CHANGE_LISTENER_INTERVAL']} s (Ctrl-C stops)")
+    listener.ChangeListener(app).run(stop)
+
+
+@stats_cli.command("new-epoch")
+def new_epoch_command() -> None:
+    """Start a new epoch: every cached generation is replaced, once.
+
+    Run it after restoring the database from a backup: the restored versions are older than
+    some the cache has seen, and a new epoch keeps any of them from matching an old entry.
+    """
+    click.echo(f"new epoch {changes.start_new_epoch()}; the listener replaces every generation")
 
 
 def init_app(app) -> None:

@@ -4,5 +4,6 @@ from .appointment import COUNTED_STATUSES, STATUSES, Appointment
 from .appointment_count import AppointmentCount
 from .patient import Patient
 from .tenant import DEFAULT_TIMEZONE, TENANT_ID_PATTERN, Tenant
+from .tenant_change import ChangeEpoch, TenantChange
 
-__all__ = ["Appointment", "AppointmentCount", "Patient", "Tenant", "STATUSES", "COUNTED_STATUSES", "DEFAULT_TIMEZONE", "TENANT_ID_PATTERN"]
+__all__ = ["Appointment", "AppointmentCount", "Patient", "Tenant", "TenantChange", "ChangeEpoch", "STATUSES", "COUNTED_STATUSES", "DEFAULT_TIMEZONE", "TENANT_ID_PATTERN"]

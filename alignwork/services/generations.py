@@ -1,25 +1,42 @@
-"""The tenants' generations: random tokens that say which stats entries are current.
+"""The tenants' generations: which stats entries are current, named by the database.
 
-An entry is served only if it was computed under its tenant's current generation, so writing a
-new token retires every zone and date of the tenant at once, on every worker sharing the cache,
-without scanning keys. Tokens are random, never counters: an evicted or lost generation is
-replaced by one that no old entry carries.
+A tenant's generation is ``<epoch>:<version>``, its version in the database's change record
+(``tenant_changes``, kept by triggers on every write, whoever makes it: ``changes.py``). An
+entry is served only if it was computed under its tenant's current generation, so advancing
+the generation retires every zone and date of the tenant at once, on every worker sharing the
+cache, without scanning keys.
 
-An invalidation that cannot be written (the cache unreachable or hung) is remembered by the
-process and replayed by its next cache read that succeeds (``replay_pending``), before anything
-is served from the cache.
+Why the database's version and not a random token: two paths bring a change to the cache (this
+app right after its own commit, and the change listener for every commit, the app's included),
+and both write the *same* value, so a write costs one computation however many paths see it.
+The cache stores it only if it is higher than what it holds (``advance``, atomic in Redis), so a
+slow writer never puts an older generation back, and the tenant record (zone, token cut-off)
+read in the same snapshot is written with it. Versions only grow and never return for another
+tenant of the same id (a deleted tenant keeps its row); the epoch changes after a restore
+(``flask stats new-epoch``), so no value repeats one that an old entry carries. A generation the
+cache lost (eviction, a new Redis) is read again from the database: it is the same value, so
+entries that are still right stay served.
+
+An advance that cannot be written (the cache unreachable or hung) is remembered by the process
+and replayed by its next cache read that succeeds (``replay_pending``), before anything is
+served from the cache; the listener catches up in any case within a second of the cache coming
+back (``listener.py``).
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
+from dataclasses import astuple
 
 from flask import current_app
 
-from ..cache_backends import CacheUnavailable, StatsBackend
-from ..cache_keys import generation_key, generation_pattern
+from ..cache_backends import CacheUnavailable, StatsBackend, format_generation, parse_generation
+from ..cache_keys import generation_key, generation_pattern, tenant_record_key
 from ..extensions import cache
+from . import changes
+from .changes import Change
+from .exceptions import DATABASE_ERRORS
+from .tenants import record_ttl
 
 GENERATION_TTL = 7 * 24 * 3600
 EVERY_TENANT = "*"  # in an invalidation: a write whose tenants are unknown
@@ -29,13 +46,43 @@ def _backend() -> StatsBackend:
     return cache.cache
 
 
-def new_generation(tenant_id: str) -> str:
-    """Start a generation for a tenant that has none (first use, eviction, Redis restart)."""
-    candidate = secrets.token_hex(8)
-    if _backend().create(generation_key(tenant_id), candidate, GENERATION_TTL):
-        return candidate
-    found = _backend().fetch(generation_key(tenant_id))
-    return (found or [None])[0] or candidate
+def current(value: object) -> str | None:
+    """A generation as the cache returned it, or None for none (or a value of an older release,
+    which the next advance replaces)."""
+    found = parse_generation(value)
+    return format_generation(*found) if found is not None else None
+
+
+def apply(epoch: str, found: list[Change]) -> dict[str, str]:
+    """Write each change's generation and record unless the cache holds a newer one. Returns
+    the generation now current for each tenant whose write reached the cache."""
+    backend = _backend()
+    written = {}
+    for change in found:
+        record = astuple(change.record) if change.record is not None else None
+        generation = backend.advance(
+            generation_key(change.tenant_id), tenant_record_key(change.tenant_id),
+            epoch, change.version, record, GENERATION_TTL, record_ttl())
+        if generation is None:
+            break  # the cache is away: the others would each pay the same timeout
+        written[change.tenant_id] = generation
+    return written
+
+
+def advance(*tenant_ids: str) -> dict[str, str] | None:
+    """Bring these tenants' generations and records up to the database's versions; None if the
+    database could not be read. Call after the write committed."""
+    try:
+        epoch, found = changes.read(tenant_ids)
+    except DATABASE_ERRORS:
+        return None
+    return apply(epoch, found)
+
+
+def new_generation(tenant_id: str) -> str | None:
+    """The generation of a tenant whose cache holds none (first use, eviction, a new Redis):
+    the database's, written to the cache. None if it could not be had."""
+    return (advance(tenant_id) or {}).get(tenant_id)
 
 
 class _PendingInvalidations:
@@ -70,30 +117,39 @@ def _pending() -> _PendingInvalidations:
 
 
 def invalidate(*tenant_ids: str) -> bool:
-    """Retire every cached entry of these tenants (``EVERY_TENANT``: of all); call only after the
-    write committed. Attempted even while this worker backs off from Redis. Returns False if the
-    cache could not be written: the tenants are then remembered and replayed when the cache
-    answers again (after the first failure the others are not tried, so a write pays at most
-    one timeout)."""
-    remaining = sorted(set(tenant_ids))
-    while remaining:
-        if not _retire(remaining[0]):
-            for tenant_id in remaining:
-                _pending().add(tenant_id)
+    """Retire every cached entry of these tenants (``EVERY_TENANT``: of all) and rewrite their
+    records; call only after the write committed. Attempted even while this worker backs off
+    from Redis. Returns False if the cache could not be written: the tenants are then
+    remembered and replayed when the cache answers again. A database that cannot be read right
+    after the commit is left to the listener, which reads the same versions."""
+    remaining = set(tenant_ids)
+    if EVERY_TENANT in remaining:
+        if not _retire_every_tenant():
+            _pending().add(EVERY_TENANT)
             return False
-        _pending().discard(remaining.pop(0))
-    return True
-
-
-def _retire(tenant_id: str) -> bool:
-    if tenant_id == EVERY_TENANT:
-        # A new generation is random and matches no stored entry: deleting them all is enough.
-        try:
-            _backend().delete_matching(generation_pattern())
-        except CacheUnavailable:
-            return False
+        _pending().discard(EVERY_TENANT)
+        remaining.discard(EVERY_TENANT)
+    if not remaining:
         return True
-    return _backend().force_store(generation_key(tenant_id), secrets.token_hex(8), GENERATION_TTL)
+    written = advance(*remaining)
+    if written is None:
+        return True
+    for tenant_id in remaining:
+        if tenant_id in written:
+            _pending().discard(tenant_id)
+        else:
+            _pending().add(tenant_id)
+    return remaining <= set(written)
+
+
+def _retire_every_tenant() -> bool:
+    """Drop every generation: each is read again from the database when next needed, so only
+    the tenants whose version moved lose their entries."""
+    try:
+        _backend().delete_matching(generation_pattern())
+    except CacheUnavailable:
+        return False
+    return True
 
 
 def has_pending() -> bool:
@@ -103,7 +159,8 @@ def has_pending() -> bool:
 def replay_pending() -> bool:
     """Replay remembered invalidations; True when none is left pending. While one is, entries
     the cache holds may predate a committed write, so the caller must not serve them."""
-    return invalidate(*_pending().copy())
+    pending = _pending().copy()
+    return invalidate(*pending) and not has_pending()
 
 
 def init_app(app) -> None:

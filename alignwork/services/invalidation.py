@@ -1,4 +1,10 @@
-"""Every committed write to appointments invalidates its tenants' cached stats, whatever wrote it.
+"""The instant path: a commit in this app's session retires its tenants' cached stats and
+rewrites their records before the commit call returns.
+
+The database's change record and the listener (``listener.py``) bring every committed change to
+the cache within seconds, whoever made it; this path only makes the app's own writes visible on
+the very next poll. Both write the same generation (``generations.py``), so a write seen by
+both costs one computation.
 
 Writers do not call the cache. The session notes which tenants a transaction touched, from
 the objects it flushes and from the DML statements it executes (bulk ORM statements, Core
@@ -7,9 +13,9 @@ So the API, ``flask shell``, the seeder, ``flask stats rebuild-counts`` and code
 all invalidate without remembering to.
 
 When a statement's tenants cannot be read from it (raw SQL, a bulk update without a
-``tenant_id =`` condition), every tenant is invalidated. A write that does not go through this
-app's session at all (``psql``, another service) is seen only when the entries' safety TTL runs
-out, or at once with ``flask cache clear --tenant T``.
+``tenant_id =`` condition), every tenant's generation is dropped, to be read again from the
+database. A write that does not go through this app's session at all (``psql``, another
+service) reaches the cache through the listener alone.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, TextClause
 
 from ..models import Appointment, AppointmentCount, Tenant
-from . import generations, tenants
+from . import generations
 from .generations import EVERY_TENANT
 
 WATCHED_TABLES = frozenset({Appointment.__tablename__, AppointmentCount.__tablename__})
@@ -115,12 +121,9 @@ def _do_orm_execute(state: ORMExecuteState) -> None:
 
 
 def _after_commit(session: Session) -> None:
-    touched = session.info.pop(_TOUCHED, set())
-    changed = session.info.pop(_CHANGED_TENANTS, set())
+    touched = session.info.pop(_TOUCHED, set()) | session.info.pop(_CHANGED_TENANTS, set())
     if touched:
-        generations.invalidate(*({EVERY_TENANT} if EVERY_TENANT in touched else touched))
-    for tenant_id in sorted(changed):
-        tenants.refresh_record(tenant_id)
+        generations.invalidate(*(touched if EVERY_TENANT not in touched else {EVERY_TENANT}))
 
 
 def _after_rollback(session: Session) -> None:

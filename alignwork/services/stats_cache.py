@@ -4,8 +4,10 @@ change, and an answer even when the database is away.
 A poll reads three keys in one round trip (``cache_keys`` names them): the tenant record (what
 authentication needs), the tenant's generation and the stats entry for the requested zone and
 its local date. An entry is served while it was computed under the current generation
-(``generations.py``); a new one is written after every committed write (``invalidation.py``),
-so a write retires every zone and date of the tenant at once, on every worker sharing the cache.
+(``generations.py``), the tenant's version in the database's change record. Every committed
+write advances it, from this app's session at once (``invalidation.py``) and from the change
+listener for any writer (``listener.py``), so a write retires every zone and date of the tenant
+at once, on every worker sharing the cache.
 Operators look inside without computing anything through ``cache_inspection.py``.
 
 Freshness therefore comes from invalidation. Expiry (``CACHE_DEFAULT_TIMEOUT``) is a safety
@@ -151,6 +153,7 @@ def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = No
         values = backend.fetch(*keys) if generations.replay_pending() else None
     used = values is not None
     record, generation, *stored = values if used else [None] * len(keys)
+    generation = generations.current(generation)
     stored = stored[0] if stored else None
     tenant = tenants.from_record(record) or tenants.load(tenant_id, remember=used)
     zone = zone or parse_timezone(tenant.timezone)
@@ -255,7 +258,7 @@ def _lookup(tenant_id: str, key: str) -> tuple[str | None, Entry | None] | None:
     values = _backend().fetch(generation_key(tenant_id), key)
     if values is None:
         return None
-    generation, entry = values[0], Entry.from_stored(values[1])
+    generation, entry = generations.current(values[0]), Entry.from_stored(values[1])
     if generation is not None and entry is not None and entry.generation == generation:
         return generation, entry
     return generation, None

@@ -2,10 +2,11 @@
 
 The record (zone, token cut-off) lives in the cache under ``tenant:{id}``, so a poll reads it in
 the same round trip as its stats and runs no SQL; the database is read only when the record is
-missing. A change to a tenant is written through to the cache after it commits, so with Redis a
-revocation reaches every worker on its next request. A per-process cache cannot be reached by a
-separate ``flask`` process: there the record's lifetime (at most ``LOCAL_RECORD_SECONDS``)
-bounds how long a revoked token keeps working.
+missing. A change to a tenant, whoever commits it, advances the tenant's generation and rewrites
+its record (``generations.py``): at once from this app's session, and within a second or two
+from the change listener, which also reaches a per-process cache that a separate ``flask``
+process cannot. The record's lifetime (at most ``LOCAL_RECORD_SECONDS`` in a per-process cache)
+is only the safety net.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..cache_keys import tenant_record_key
 from ..extensions import cache, db
 from ..models import DEFAULT_TIMEZONE, TENANT_ID_PATTERN, Tenant
 from ..periods import InvalidTimezone, parse_timezone
-from .exceptions import DATABASE_ERRORS, Conflict, NotFound, ServiceError
+from .exceptions import Conflict, NotFound, ServiceError
 
 LOCAL_RECORD_SECONDS = 30  # longest a revoked token is honoured where the cache is per process
 
@@ -57,25 +58,14 @@ def from_record(value: object) -> TenantInfo | None:
     return None
 
 
-def _record_ttl() -> int:
+def record_ttl() -> int:
     ttl = int(current_app.config["CACHE_DEFAULT_TIMEOUT"])
     return ttl if cache.cache.shared else min(ttl, LOCAL_RECORD_SECONDS)
 
 
-def publish(info: TenantInfo) -> bool:
-    """Write the record through to the cache (after a commit); False if the cache could not be
-    written, in which case the old record lives until it expires."""
-    return cache.cache.force_store(record_key(info.id), astuple(info), _record_ttl())
-
-
-def refresh_record(tenant_id: str) -> None:
-    """After a committed change to a tenant, write its new record through to the cache. (Only
-    deleting it would let a request that read the row before the commit put the old record back.)
-    If the row cannot be read now, the record is dropped and the next request reads the row."""
-    try:
-        publish(load(tenant_id, remember=False))
-    except (NotFound, *DATABASE_ERRORS):
-        cache.cache.delete(record_key(tenant_id))
+def info_of_row(row) -> TenantInfo:
+    """The record of a ``tenants`` row read with Core (a mapping with the table's columns)."""
+    return _info(Tenant(**{column.key: row[column.key] for column in Tenant.__table__.columns}))
 
 
 def load(tenant_id: str, remember: bool = True) -> TenantInfo:
@@ -94,7 +84,7 @@ def load(tenant_id: str, remember: bool = True) -> TenantInfo:
         raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
     info = _info(Tenant(**row._mapping))
     if remember:
-        cache.cache.create(record_key(tenant_id), astuple(info), _record_ttl())
+        cache.cache.create(record_key(tenant_id), astuple(info), record_ttl())
     return info
 
 
@@ -124,18 +114,14 @@ def create_tenant(tenant_id: str, name: str | None = None, timezone: str = DEFAU
     return _info(tenant)
 
 
-def revoke_tokens(tenant_id: str) -> int:
-    """Refuse every token issued until now. Returns how many seconds the old tokens may still
-    be honoured somewhere: 0 when the new cut-off reached a shared cache, otherwise the lifetime
-    of the records the workers hold (per-process cache, or the cache unreachable)."""
+def revoke_tokens(tenant_id: str) -> None:
+    """Refuse every token issued until now. The commit reaches the cache like any change to a
+    tenant: at once through this session (``invalidation``), and through the change listener."""
     tenant = db.session.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
     tenant.tokens_revoked_at = datetime.now(dt_timezone.utc)
     db.session.commit()
-    if publish(_info(tenant)) and cache.cache.shared:
-        return 0
-    return _record_ttl()
 
 
 def list_tenants() -> list[TenantInfo]:
