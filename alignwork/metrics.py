@@ -156,7 +156,7 @@ def cache_summary(cache_size: int | None) -> dict:
         "avg_hit_time_ms": average_ms("HIT"),
         "avg_miss_time_ms": average_ms("MISS"),
         "cache_size": cache_size,
-        "listener": listener_summary(samples),
+        **{f"listener_{name}": value for name, value in listener_summary(samples).items()},
     }
 
 

@@ -115,11 +115,20 @@ def test_a_core_insert_names_its_tenants(app, warm):
     assert warm() == {"rival"}
 
 
-def test_raw_sql_through_the_session_invalidates_every_tenant(app, warm):
+def test_raw_sql_through_the_session_invalidates_every_tenant_it_changed(app, warm):
+    """Its tenants cannot be read from the text: every generation is dropped and read again
+    from the database, so the tenants whose counts moved, and only they, are computed again."""
+    with app.app_context():
+        db.session.execute(text("UPDATE appointments SET status = 'cancelled' WHERE status = 'pending'"))
+        db.session.commit()
+    assert warm() == {"acme", "rival"}
+
+
+def test_raw_sql_that_changes_no_count_retires_nothing(app, warm):
     with app.app_context():
         db.session.execute(text("UPDATE appointments SET duration_min = 45"))
         db.session.commit()
-    assert warm() == {"acme", "rival"}
+    assert warm() == set()
 
 
 def test_the_seed_command(app, warm):

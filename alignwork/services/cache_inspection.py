@@ -18,6 +18,7 @@ from ..cache_backends import CacheUnavailable, StatsBackend
 from ..cache_keys import StatsKey, generation_key, generation_pattern, stats_pattern, tenant_record_pattern
 from ..extensions import cache
 from ..periods import local_date
+from .generations import current
 from .stats_cache import Entry, record_size
 
 
@@ -53,12 +54,12 @@ def entries(tenant_id: str | None = None) -> list[Listed]:
         return []
     tenant_ids = sorted({key.tenant_id for key, _ in listed})
     values = _strict_fetch(*(name for _, name in listed), *map(generation_key, tenant_ids))
-    generations = dict(zip(tenant_ids, values[len(listed):]))
+    held = dict(zip(tenant_ids, map(current, values[len(listed):])))
     result = []
     for (key, _), value in zip(listed, values):
         entry = Entry.from_stored(value)
         if entry is not None:  # else it expired between the listing and the read
-            result.append(Listed(key, _due_in(entry), entry.generation == generations[key.tenant_id]))
+            result.append(Listed(key, _due_in(entry), entry.generation == held[key.tenant_id]))
     return result
 
 
@@ -68,7 +69,7 @@ def peek(tenant_id: str, zone: ZoneInfo, now: datetime | None = None) -> dict | 
     key = str(StatsKey(tenant_id, zone.key, day))
     generation, stored = _strict_fetch(generation_key(tenant_id), key)
     entry = Entry.from_stored(stored)
-    if entry is None or entry.generation != generation:
+    if entry is None or entry.generation != current(generation):
         return None
     return {"key": _backend().stored_key(key), "ttl": _due_in(entry), "value": entry.counts(),
             "etag": entry.etag}

@@ -116,12 +116,13 @@ def _pending() -> _PendingInvalidations:
     return current_app.extensions["alignwork.pending_invalidations"]
 
 
-def invalidate(*tenant_ids: str) -> bool:
+def invalidate(*tenant_ids: str, read: tuple[str, list[Change]] | None = None) -> bool:
     """Retire every cached entry of these tenants (``EVERY_TENANT``: of all) and rewrite their
     records; call only after the write committed. Attempted even while this worker backs off
     from Redis. Returns False if the cache could not be written: the tenants are then
-    remembered and replayed when the cache answers again. A database that cannot be read right
-    after the commit is left to the listener, which reads the same versions."""
+    remembered and replayed when the cache answers again. ``read`` is what ``changes.read``
+    returned for them inside the committed transaction; without it the database is read now
+    (and if it cannot be, the listener, which reads the same versions, brings them)."""
     remaining = set(tenant_ids)
     if EVERY_TENANT in remaining:
         if not _retire_every_tenant():
@@ -131,7 +132,7 @@ def invalidate(*tenant_ids: str) -> bool:
         remaining.discard(EVERY_TENANT)
     if not remaining:
         return True
-    written = advance(*remaining)
+    written = apply(*read) if read is not None else advance(*remaining)
     if written is None:
         return True
     for tenant_id in remaining:

@@ -30,12 +30,13 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, TextClause
 
 from ..models import Appointment, AppointmentCount, Tenant
-from . import generations
+from . import changes, generations
 from .generations import EVERY_TENANT
 
 WATCHED_TABLES = frozenset({Appointment.__tablename__, AppointmentCount.__tablename__})
 _TOUCHED = "alignwork.touched_tenants"
 _CHANGED_TENANTS = "alignwork.changed_tenant_records"
+_VERSIONS = "alignwork.committed_versions"
 _WRITE_SQL = re.compile(r"\b(insert|update|delete|replace|truncate|copy|merge|call)\b", re.IGNORECASE)
 
 
@@ -120,21 +121,34 @@ def _do_orm_execute(state: ORMExecuteState) -> None:
         _note(state.session, found)
 
 
+def _before_commit(session: Session) -> None:
+    """Read the versions this transaction gives its tenants, inside it: after the commit the
+    session can run no SQL, and a connection of its own might have to wait for the pool."""
+    session.flush()  # the last flush, so every touched tenant is known and its version written
+    touched = session.info.get(_TOUCHED, set()) | session.info.get(_CHANGED_TENANTS, set())
+    if touched and EVERY_TENANT not in touched:
+        session.info[_VERSIONS] = changes.read(touched, session.connection())
+
+
 def _after_commit(session: Session) -> None:
     touched = session.info.pop(_TOUCHED, set()) | session.info.pop(_CHANGED_TENANTS, set())
-    if touched:
-        generations.invalidate(*(touched if EVERY_TENANT not in touched else {EVERY_TENANT}))
+    read = session.info.pop(_VERSIONS, None)
+    if EVERY_TENANT in touched:
+        generations.invalidate(EVERY_TENANT)
+    elif touched:
+        generations.invalidate(*touched, read=read)
 
 
 def _after_rollback(session: Session) -> None:
-    session.info.pop(_TOUCHED, None)
-    session.info.pop(_CHANGED_TENANTS, None)
+    for key in (_TOUCHED, _CHANGED_TENANTS, _VERSIONS):
+        session.info.pop(key, None)
 
 
 def init_app(app) -> None:
     """Listen on Flask-SQLAlchemy's session class (once per process: the listeners find the app
     through ``current_app`` when they run)."""
     for name, listener in (("before_flush", _before_flush), ("do_orm_execute", _do_orm_execute),
-                           ("after_commit", _after_commit), ("after_rollback", _after_rollback)):
+                           ("before_commit", _before_commit), ("after_commit", _after_commit),
+                           ("after_rollback", _after_rollback)):
         if not event.contains(Session, name, listener):
             event.listen(Session, name, listener)

@@ -50,8 +50,9 @@ from .exceptions import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
-# pg_try_advisory_lock's key: the listener's election (any constant shared by all listeners).
-ADVISORY_LOCK_KEY = 0x616C69676E  # "align"
+# The election: a session-level advisory lock per schema (deployments sharing a database in
+# separate schemas elect separately).
+_TRY_TO_LEAD = sa.text("SELECT pg_try_advisory_lock(hashtext('alignwork change listener ' || current_schema()))")
 FETCH_BATCH = 1000
 WRITE_BUDGET_SECONDS = 1.0  # per tick, spent on writes that fail (a cache node away)
 
@@ -117,8 +118,7 @@ class ChangeListener:
         if not self._elect:
             self._leading = True
         elif not self._leading:
-            self._leading = bool(connection.execute(
-                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}).scalar())
+            self._leading = bool(connection.execute(_TRY_TO_LEAD).scalar())
             if self._leading:
                 self._forget()
                 log.info("change listener (pid %d) leads", os.getpid())

@@ -30,7 +30,7 @@ import enum
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -190,6 +190,8 @@ def _due(entry: Entry) -> bool:
 
 
 def _resolve(snapshot: Snapshot) -> tuple[Outcome, Entry]:
+    if snapshot.cache_used and snapshot.generation is None and snapshot.entry is not None:
+        snapshot = _with_generation_from_database(snapshot)
     if snapshot.current and not _due(snapshot.entry):
         return Outcome.HIT, snapshot.entry
     try:
@@ -201,6 +203,16 @@ def _resolve(snapshot: Snapshot) -> tuple[Outcome, Entry]:
         if snapshot.entry is None or not is_transient(exc):
             raise
         return Outcome.STALE, snapshot.entry
+
+
+def _with_generation_from_database(snapshot: Snapshot) -> Snapshot:
+    """The cache lost the generation but kept an entry (eviction, a generation of an older
+    release): the database's version says whether the entry is still current."""
+    try:
+        generation = generations.new_generation(snapshot.tenant.id)
+    except DATABASE_ERRORS:
+        return snapshot
+    return replace(snapshot, generation=generation)
 
 
 def _refresh(snapshot: Snapshot) -> tuple[Outcome, Entry]:
