@@ -87,9 +87,11 @@ class ChangeListener:
         if self._connection is None:
             if self._engine is None:
                 options = self.app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
+                connect_args = dict(options.get("connect_args", {}))
+                if self._dialect() == "postgresql":  # operators find it in pg_stat_activity
+                    connect_args.setdefault("application_name", f"alignwork-listener-{os.getpid()}")
                 self._engine = sa.create_engine(
-                    self.app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool,
-                    connect_args=options.get("connect_args", {}))
+                    self.app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool, connect_args=connect_args)
             # Autocommit: each read sees every commit so far, and no transaction stays open.
             self._connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self._leading = False
