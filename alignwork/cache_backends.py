@@ -94,6 +94,13 @@ class StatsBackend(Protocol):
         """Names the server(s) holding the keys, changing when one is replaced (restart,
         failover); None while unreachable."""
 
+    def reconcile_requested(self) -> int | None:
+        """How many reconciliations workers have asked for (``redis_reconciliation``); None where
+        none is ever asked (a per-process cache, a cluster) or the cache is away."""
+
+    def mark_reconciled(self, identity: str, number: int) -> None:
+        """Say the server ``identity`` names was reconciled up to request ``number``."""
+
     def keys_with_ttl(self, pattern: str) -> list[tuple[str, float | None]]:
         """Live keys matching the glob and seconds left (None: no expiry)."""
 
@@ -140,6 +147,12 @@ class NullCache(_NullCache):
 
     def identity(self) -> str:
         return "null"
+
+    def reconcile_requested(self) -> None:
+        return None
+
+    def mark_reconciled(self, identity: str, number: int) -> None:
+        pass
 
     @contextmanager
     def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:
@@ -199,6 +212,12 @@ class SimpleCache(_SimpleCache):
 
     def identity(self) -> str:
         return "process"
+
+    def reconcile_requested(self) -> None:
+        return None
+
+    def mark_reconciled(self, identity: str, number: int) -> None:
+        pass
 
     @contextmanager
     def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:

@@ -29,6 +29,7 @@ from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from .cache_backends import CacheUnavailable
+from .redis_reconciliation import ReconcileGate
 
 # ``StatsBackend.advance`` in one step. KEYS: the generation, the tenant record. ARGV: epoch,
 # version, the generation's TTL, the serialised record ('' deletes it), the record's TTL. The
@@ -66,6 +67,26 @@ def _client_settings(config) -> dict[str, Any]:
     }
 
 
+class _ConnectHook:
+    """redis-py's ``redis_connect_func``: the handshake of every new connection, then the
+    server's run_id for the backend's reconciliation gate, so a restarted or promoted server
+    that the pool reconnects to silently is noticed (``redis_reconciliation``)."""
+
+    def __init__(self) -> None:
+        self.backend: FailOpenRedis | None = None
+
+    def __call__(self, connection: Any) -> None:
+        connection.on_connect()
+        gate = getattr(self.backend, "_gate", None)
+        if gate is not None:
+            connection.send_command("INFO", "server")
+            info = connection.read_response()
+            info = info.decode() if isinstance(info, bytes) else str(info)
+            run_id = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                           if line.startswith("run_id:")), "")
+            gate.connected(run_id)
+
+
 class FailOpenRedis:
     """The fail-open behaviour and the ``StatsBackend`` methods of every Redis variant, over the
     client(s) the variant's factory built. Mixed in before Flask-Caching's class, so its
@@ -75,6 +96,9 @@ class FailOpenRedis:
     ``_node_clients`` (the servers to scan when listing)."""
 
     shared = True
+    #: Whether a worker waits, after an outage, for the server to be reconciled
+    #: (``redis_reconciliation``); a cluster's keys live on several servers, so not there.
+    reconciles = True
 
     def __init__(self, client: Any, *, default_timeout: int, key_prefix: str, backoff_seconds: float):
         BaseRedisCache.__init__(self, client, default_timeout=default_timeout, key_prefix=key_prefix)
@@ -83,11 +107,16 @@ class FailOpenRedis:
         self._down_until = 0.0
         self._in_outage = False
         self._state_lock = threading.Lock()
+        self._gate = ReconcileGate(lambda: self._write_client, self._get_prefix, self._guard, _UNUSED) \
+            if self.reconciles else None
 
     @classmethod
-    def _build(cls, client: Any, config, kwargs) -> FailOpenRedis:
-        return cls(client, default_timeout=kwargs.get("default_timeout", 300),
-                   key_prefix=config["CACHE_KEY_PREFIX"], backoff_seconds=config["CACHE_BACKOFF_SECONDS"])
+    def _build(cls, client: Any, config, kwargs, hook: _ConnectHook | None = None) -> FailOpenRedis:
+        backend = cls(client, default_timeout=kwargs.get("default_timeout", 300),
+                      key_prefix=config["CACHE_KEY_PREFIX"], backoff_seconds=config["CACHE_BACKOFF_SECONDS"])
+        if hook is not None:
+            hook.backend = backend
+        return backend
 
     # -- the circuit breaker -------------------------------------------------------------
 
@@ -121,6 +150,8 @@ class FailOpenRedis:
         with self._state_lock:
             was_out, self._in_outage = self._in_outage, False
             self._down_until = 0.0
+        if was_out and self._gate is not None:
+            self._gate.close()
         if was_out:
             log.warning("Redis cache reachable again; caching resumed.")
 
@@ -140,8 +171,19 @@ class FailOpenRedis:
     # -- StatsBackend ----------------------------------------------------------------------
 
     def fetch(self, *keys: str) -> list[Any] | None:
+        if self._gate is not None and not self._gate.is_open():
+            return None
         found = self._guard(self._read_many, *keys)
+        if self._gate is not None and not self._gate.is_open():
+            return None  # the read reconnected, and found another server
         return None if found is _UNUSED else found
+
+    def reconcile_requested(self) -> int | None:
+        return self._gate.requested() if self._gate is not None else None
+
+    def mark_reconciled(self, identity: str, number: int) -> None:
+        if self._gate is not None:
+            self._gate.mark(identity, number)
 
     def store(self, key: str, value: Any, timeout: float) -> bool:
         return self._guard(super().set, key, value, timeout) is True
@@ -266,7 +308,8 @@ class RedisCache(FailOpenRedis, _RedisCache):
 
     @classmethod
     def factory(cls, app, config, args, kwargs) -> RedisCache:
-        options = {**(config.get("CACHE_OPTIONS") or {}), **_client_settings(config)}
+        hook = _ConnectHook()
+        options = {**(config.get("CACHE_OPTIONS") or {}), **_client_settings(config), "redis_connect_func": hook}
         if config.get("CACHE_REDIS_URL"):
             # URL parts win over these keyword arguments: they apply where the URL is silent.
             client = redis.Redis.from_url(
@@ -277,7 +320,7 @@ class RedisCache(FailOpenRedis, _RedisCache):
                 host=config.get("CACHE_REDIS_HOST") or "localhost",
                 port=config.get("CACHE_REDIS_PORT") or 6379, db=config.get("CACHE_REDIS_DB") or 0,
                 password=config.get("CACHE_REDIS_PASSWORD"), **options)
-        return cls._build(client, config, kwargs)
+        return cls._build(client, config, kwargs, hook)
 
 
 class RedisSentinelCache(FailOpenRedis, _RedisSentinelCache):
@@ -303,7 +346,9 @@ class RedisSentinelCache(FailOpenRedis, _RedisSentinelCache):
             **{name: value for name, value in options.items() if not name.startswith("sentinel_")},
             **settings,
         )
-        return cls._build(sentinel.master_for(config["CACHE_REDIS_SENTINEL_MASTER"]), config, kwargs)
+        hook = _ConnectHook()
+        master = sentinel.master_for(config["CACHE_REDIS_SENTINEL_MASTER"], redis_connect_func=hook)
+        return cls._build(master, config, kwargs, hook)
 
 
 class _LazyCluster:
@@ -331,6 +376,8 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
     """Redis Cluster: keys spread over several primaries by slot. Every key of a tenant carries
     the tenant as a hash tag (``cache_keys``), so a poll's keys share a slot and its read stays
     one MGET to one node; listing visits every primary, and deletes go one DEL per slot."""
+
+    reconciles = False
 
     @classmethod
     def factory(cls, app, config, args, kwargs) -> RedisClusterCache:

@@ -14,7 +14,9 @@ forgets what it applied, and so compares everything with the cache again (a catc
 starts, when its database connection comes back, when the epoch changes, and when the cache's
 identity changes or the cache comes back from being unreachable (``StatsBackend.identity``,
 probed every tick): a restarted or promoted Redis may have lost generations that were written
-to its predecessor. A catch-up that finds the cache up to date writes nothing.
+to its predecessor. A worker back from an outage asks for a catch-up too, and serves nothing
+from that server until one has finished (``redis_reconciliation``). A catch-up that finds the
+cache up to date writes nothing.
 
 Polling rather than ``LISTEN``/``NOTIFY``: a tick is one small read, well within the 2-second
 bound, works the same on SQLite, passes through any pooler, and puts no lock on every commit
@@ -77,6 +79,8 @@ class ChangeListener:
         self._connection: Connection | None = None
         self._leading = False
         self._elect = cache.cache.shared and self._dialect() == "postgresql"
+        self._catching_up = True
+        self._reconciled_up_to = 0  # the workers' reconciliation requests answered so far
 
     # -- the database connection ---------------------------------------------------------------
 
@@ -128,8 +132,9 @@ class ChangeListener:
         return self._leading
 
     def _forget(self) -> None:
-        """Compare everything with the cache on the next tick."""
+        """Compare everything with the cache on the next tick (a catch-up)."""
         self._applied.clear()
+        self._catching_up = True
 
     # -- a tick ----------------------------------------------------------------------------------
 
@@ -145,6 +150,9 @@ class ChangeListener:
                 self._forget()
             if identity is None:
                 return TickResult(True, 0, 0)  # nothing can be applied; catch up when it is back
+            requested = cache.cache.reconcile_requested()
+            if requested is not None and requested > self._reconciled_up_to:
+                self._forget()  # a worker came back from an outage and waits for a catch-up
             found = changes.versions(connection)
             if found.epoch != self._epoch:
                 self._epoch = found.epoch
@@ -152,6 +160,11 @@ class ChangeListener:
             moved = sorted(t for t, v in found.versions.items() if self._applied.get(t) != v)
             stale = self._behind_in_cache(found.epoch, moved, found.versions)
             written = self._write(connection, stale) if stale else 0
+            if self._catching_up and all(t in self._applied for t in moved):
+                self._catching_up = False
+                if requested is not None:
+                    cache.cache.mark_reconciled(identity, requested)
+                    self._reconciled_up_to = requested
             return TickResult(True, len(moved), written)
         except DATABASE_ERRORS as exc:
             if self._connection is not None:
