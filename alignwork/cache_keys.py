@@ -6,9 +6,11 @@ tenant's record, generation and stats entries share one slot and the read of a p
 operators can list and delete them per tenant by pattern::
 
     tenant:{<tenant>}                       ->  the tenant record (zone, token cut-off)
-    gen:{<tenant>}                          ->  the tenant's current generation token
+    gen:{<tenant>}                          ->  the tenant's current generation (epoch:version)
     stats:{<tenant>}:<zone>:<local date>    ->  a stats entry
     lock:stats:{<tenant>}:<zone>:<date>     ->  held while one request computes that entry
+    listener:reconcile-requested            ->  workers back from an outage ask for a catch-up
+    listener:reconciled                     ->  the listener's answer: <server run_id>:<request>
 
 Flask-Caching puts ``CACHE_KEY_PREFIX`` in front of each.
 """
@@ -20,6 +22,10 @@ from dataclasses import dataclass
 from datetime import date
 
 _STATS = re.compile(r"^stats:\{([^{}]+)\}:([^:]+):(\d{4}-\d{2}-\d{2})$")
+
+
+RECONCILE_REQUESTED = "listener:reconcile-requested"
+RECONCILED = "listener:reconciled"
 
 
 def tenant_record_key(tenant_id: str) -> str:

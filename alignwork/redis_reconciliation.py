@@ -30,10 +30,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .cache_keys import RECONCILE_REQUESTED as REQUESTED
+from .cache_keys import RECONCILED
+
 log = logging.getLogger(__name__)
 
-REQUESTED = "listener:reconcile-requested"
-RECONCILED = "listener:reconciled"
 WAIT_SECONDS = 5.0
 CHECK_EVERY = 0.05
 

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-SCENARIOS = ("hit", "miss", "stampede", "outage", "growth", "profile", "fleet")
+SCENARIOS = ("hit", "miss", "stampede", "outage", "growth", "profile", "fleet", "latency")
 DATABASES = ("sqlite", "postgresql")
 CACHES = ("simple", "redis", "cluster")  # cluster: RedisClusterCache on three private primaries
 WORKER_CLASSES = ("sync", "gthread")

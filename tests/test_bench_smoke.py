@@ -59,7 +59,7 @@ def test_quick_run_covers_every_scenario_its_backends_allow(quick_run):
     printed, _ = quick_run
     _, *rows = table_rows(printed)
     scenarios = {row[0] for row in rows}
-    # The outage needs Redis, which this run (SimpleCache) leaves out on purpose.
+    # The outage and the change latency need Redis, which this run (SimpleCache) leaves out on purpose.
     assert scenarios == {"1 HIT vs floor", "2 MISS at scale", "3 stampede", "5 growth", "6 profile", "7 fleet"}
     measures = {row[2] for row in rows}
     assert {"HIT / floor throughput", "SQL statements per computation", "failed requests"} <= measures

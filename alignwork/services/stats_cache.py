@@ -11,7 +11,7 @@ at once, on every worker sharing the cache.
 Operators look inside without computing anything through ``cache_inspection.py``.
 
 Freshness therefore comes from invalidation. Expiry (``CACHE_DEFAULT_TIMEOUT``) is a safety
-net for writes the app never saw: past it an entry is *due*, and the first poll to find it due
+net, for a deployment where no listener runs: past it an entry is *due*, and the first poll to find it due
 recomputes under the key's lock while the others keep being served it. Entries are kept
 ``CACHE_STALE_SECONDS`` longer than that, so that while the database is down a poll can still be
 answered with the last numbers (STALE) instead of an error.
