@@ -103,9 +103,9 @@ class FailOpenRedis:
     def __init__(self, client: Any, *, default_timeout: int, key_prefix: str, backoff_seconds: float):
         BaseRedisCache.__init__(self, client, default_timeout=default_timeout, key_prefix=key_prefix)
         self.backoff_seconds = backoff_seconds
-        # Process-local circuit breaker: no Redis call until this monotonic time.
-        self._down_until = 0.0
-        self._in_outage = False
+        # Process-local circuit breaker, per shard (the server holding a key: one, but for a
+        # cluster): no call to a shard until its monotonic time here.
+        self._down_until: dict[str | None, float] = {}
         self._state_lock = threading.Lock()
         self._gate = ReconcileGate(lambda: self._write_client, self._get_prefix, self._guard, _UNUSED) \
             if self.reconciles else None
@@ -120,40 +120,45 @@ class FailOpenRedis:
 
     # -- the circuit breaker -------------------------------------------------------------
 
-    def _guard(self, operation, *args: Any, ignore_backoff: bool = False) -> Any:
-        """``operation(*args)``, or ``_UNUSED`` while backing off or when Redis fails."""
-        if self._down_until > time.monotonic() and not ignore_backoff:
+    def _shard(self, keys: tuple[str, ...]) -> str | None:
+        """Which server's breaker guards these keys (None: the one breaker of a single server,
+        or of calls that span servers)."""
+        return None
+
+    def _guard(self, operation, *args: Any, ignore_backoff: bool = False, key: str | tuple = ()) -> Any:
+        """``operation(*args)``, or ``_UNUSED`` while backing off from the shard holding ``key``
+        (or keys) or when Redis fails."""
+        shard = self._shard((key,) if isinstance(key, str) else key)
+        if not ignore_backoff and self._down_until.get(shard, 0.0) > time.monotonic():
             return _UNUSED
         try:
             result = operation(*args)
         except _REDIS_ERRORS as exc:
-            self._trip(exc)
+            self._trip(shard, exc)
             return _UNUSED
-        if self._in_outage:
-            self._recover()
+        if self._down_until:
+            self._recover(shard)
         return result
 
-    def _trip(self, exc: Exception) -> None:
+    def _trip(self, shard: str | None, exc: Exception) -> None:
         with self._state_lock:
-            self._down_until = time.monotonic() + self.backoff_seconds
-            first = not self._in_outage
-            self._in_outage = True
+            first = shard not in self._down_until
+            self._down_until[shard] = time.monotonic() + self.backoff_seconds
         if first:
             log.warning(
-                "Redis cache unavailable (%s: %s); serving from the database and retrying every "
-                "%.0f s.", type(exc).__name__, exc, self.backoff_seconds,
+                "Redis cache unavailable%s (%s: %s); serving from the database and retrying every "
+                "%.0f s.", f" on {shard}" if shard else "", type(exc).__name__, exc, self.backoff_seconds,
             )
 
-    def _recover(self) -> None:
+    def _recover(self, shard: str | None) -> None:
         """Any call that succeeds ends the back-off: the listener's probe, which ignores it,
         brings requests back to Redis within its interval of Redis answering again."""
         with self._state_lock:
-            was_out, self._in_outage = self._in_outage, False
-            self._down_until = 0.0
+            was_out = self._down_until.pop(shard, None) is not None
         if was_out and self._gate is not None:
             self._gate.close()
         if was_out:
-            log.warning("Redis cache reachable again; caching resumed.")
+            log.warning("Redis cache reachable again%s; caching resumed.", f" on {shard}" if shard else "")
 
     # -- how this variant reaches its keys ---------------------------------------------------
 
@@ -173,7 +178,7 @@ class FailOpenRedis:
     def fetch(self, *keys: str) -> list[Any] | None:
         if self._gate is not None and not self._gate.is_open():
             return None
-        found = self._guard(self._read_many, *keys)
+        found = self._guard(self._read_many, *keys, key=keys)
         if self._gate is not None and not self._gate.is_open():
             return None  # the read reconnected, and found another server
         return None if found is _UNUSED else found
@@ -186,15 +191,15 @@ class FailOpenRedis:
             self._gate.mark(identity, number)
 
     def store(self, key: str, value: Any, timeout: float) -> bool:
-        return self._guard(super().set, key, value, timeout) is True
+        return self._guard(super().set, key, value, timeout, key=key) is True
 
     def force_store(self, key: str, value: Any, timeout: float) -> bool:
         """One attempt even while backing off: an invalidation must not be skipped just because
         this worker saw a timeout that other workers did not."""
-        return self._guard(super().set, key, value, timeout, ignore_backoff=True) is True
+        return self._guard(super().set, key, value, timeout, ignore_backoff=True, key=key) is True
 
     def create(self, key: str, value: Any, timeout: float) -> bool | None:
-        added = self._guard(super().add, key, value, timeout)
+        added = self._guard(super().add, key, value, timeout, key=key)
         return None if added is _UNUSED else bool(added)
 
     def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
@@ -203,7 +208,7 @@ class FailOpenRedis:
         arguments = [epoch, version, int(generation_ttl),
                      b"" if record is None else self.serializer.dumps(record), max(int(record_ttl), 1)]
         held = self._guard(self._run_advance, [prefix + generation_key, prefix + record_key], arguments,
-                           ignore_backoff=True)
+                           ignore_backoff=True, key=generation_key)
         return None if held is _UNUSED else held.decode("ascii")
 
     def _run_advance(self, keys: list[str], arguments: list) -> bytes:
@@ -221,35 +226,35 @@ class FailOpenRedis:
     # Flask-Caching's own methods fail open too, for code that uses ``cache`` directly.
 
     def get(self, key: str) -> Any:
-        found = self._guard(super().get, key)
+        found = self._guard(super().get, key, key=key)
         return None if found is _UNUSED else found
 
     def get_many(self, *keys: str) -> list[Any]:
         return self.fetch(*keys) or [None] * len(keys)
 
     def set(self, key: str, value: Any, timeout: Any = None) -> bool:
-        return self._guard(super().set, key, value, timeout) is True
+        return self._guard(super().set, key, value, timeout, key=key) is True
 
     def add(self, key: str, value: Any, timeout: Any = None) -> bool:
-        return self._guard(super().add, key, value, timeout) is True
+        return self._guard(super().add, key, value, timeout, key=key) is True
 
     def delete(self, key: str) -> bool:
-        return self._guard(super().delete, key) is True
+        return self._guard(super().delete, key, key=key) is True
 
     def has(self, key: str) -> bool:
-        return self._guard(super().has, key) is True
+        return self._guard(super().has, key, key=key) is True
 
     @contextmanager
     def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:
         """A Redis lock shared by every worker and host. ``timeout`` expires it if its holder
         dies; Redis failing counts as not acquired."""
-        lock = self._guard(self._make_lock, key, timeout, wait)
-        acquired = lock is not _UNUSED and self._guard(lock.acquire) is True
+        lock = self._guard(self._make_lock, key, timeout, wait, key=key)
+        acquired = lock is not _UNUSED and self._guard(lock.acquire, key=key) is True
         try:
             yield acquired
         finally:
             if acquired:
-                self._guard(lock.release)
+                self._guard(lock.release, key=key)
 
     def _make_lock(self, key: str, timeout: float, wait: float) -> Any:
         return self._write_client.lock(
@@ -361,6 +366,11 @@ class _LazyCluster:
         self._client: redis.RedisCluster | None = None
         self._lock = threading.Lock()
 
+    @property
+    def made(self) -> redis.RedisCluster | None:
+        """The client if it has been made (without making it)."""
+        return self._client
+
     def get(self) -> redis.RedisCluster:
         if self._client is None:
             with self._lock:
@@ -411,3 +421,33 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
     def _node_clients(self) -> list[Any]:
         client = self._write_client.get()
         return [client.get_redis_connection(node) for node in client.get_primaries()]
+
+    def _shard(self, keys: tuple[str, ...]) -> str | None:
+        """The primary holding the keys' slot: one node failing backs off only its own slots,
+        and the tenants on the other nodes keep being served from the cache. (A tenant's keys
+        share a slot; a read across nodes, an operator's, gets the cluster-wide breaker.)"""
+        client = self._write_client.made
+        if not keys or client is None:
+            return None
+        prefix = self._get_prefix()
+        try:
+            nodes = {client.nodes_manager.get_node_from_slot(client.keyslot(prefix + key)).name for key in keys}
+        except _REDIS_ERRORS:
+            return None
+        return nodes.pop() if len(nodes) == 1 else None
+
+    def _run_ids(self) -> str:
+        """Each primary's run_id, or ``down`` for one that does not answer (the listener then
+        sees a new identity when it is back); raises only when none answers."""
+        found, failure = [], None
+        for client in self._node_clients():
+            try:
+                found.append(client.info("server")["run_id"])
+            except _REDIS_ERRORS as exc:
+                found.append("down")
+                failure = exc
+        if failure is not None and set(found) == {"down"}:
+            raise failure
+        if failure is not None:  # learn a promotion now, not on a request's next failure
+            self._write_client.get().nodes_manager.initialize()
+        return ",".join(sorted(found))

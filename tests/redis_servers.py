@@ -167,17 +167,21 @@ class SentinelSetup:
 
 
 class Cluster:
-    """Three primaries, no replicas, slots spread by ``redis-cli --cluster create``."""
+    """``size`` primaries, each with ``replicas`` replicas, slots spread by ``redis-cli --cluster
+    create``. ``full_coverage=False`` sets ``cluster-require-full-coverage no``, as the README
+    recommends for this cache."""
 
-    def __init__(self, directory: Path, size: int = 3):
+    def __init__(self, directory: Path, size: int = 3, replicas: int = 0, full_coverage: bool = True):
         cli = _binary("redis-cli")
         self.cli = cli
+        self.replicas = replicas
         self.nodes = []
-        for index in range(size):
+        coverage = [] if full_coverage else ["--cluster-require-full-coverage", "no"]
+        for index in range(size * (1 + replicas)):
             node_dir = Path(directory) / f"node-{index}"
             node_dir.mkdir(parents=True, exist_ok=True)
             self.nodes.append(RedisServer(node_dir, "--cluster-enabled", "yes", "--cluster-config-file",
-                                          "nodes.conf", "--cluster-node-timeout", "2000",
+                                          "nodes.conf", "--cluster-node-timeout", "2000", *coverage,
                                           port=free_port(bus=True)))
 
     @property
@@ -189,14 +193,26 @@ class Cluster:
         for node in self.nodes:
             node.start()
         subprocess.run([self.cli, "--cluster", "create", *(n.address for n in self.nodes),
-                        "--cluster-replicas", "0", "--cluster-yes"],
+                        "--cluster-replicas", str(self.replicas), "--cluster-yes"],
                        check=True, capture_output=True, timeout=60)
         wait_for(lambda: all(n.client().cluster("info")["cluster_state"] == "ok" for n in self.nodes), 30,
                  "the cluster did not reach state ok")
+        if self.replicas:
+            wait_for(lambda: all(n.client().info("replication").get("master_link_status", "up") == "up"
+                                 for n in self.nodes), 30, "the replicas did not sync")
         return self
 
     def client(self) -> redis.RedisCluster:
         return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port)
+
+    def node_of(self, key: str) -> RedisServer:
+        """The node serving ``key``'s slot now."""
+        node = self.client().get_node_from_key(key)
+        return next(n for n in self.nodes if n.port == node.port)
+
+    def replicas_of(self, primary: RedisServer) -> list[RedisServer]:
+        return [n for n in self.nodes if n.process and n.process.poll() is None and n is not primary
+                and n.client().info("replication").get("master_port") == primary.port]
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -26,8 +26,6 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from alignwork import create_app
-from alignwork.auth import TENANT, issue_token
 from tests.conftest import PG_URL, postgres_schema, require_postgres, require_redis
 from tests.redis_servers import RedisServer
 from tests.tcp_proxy import Proxy
@@ -141,11 +139,7 @@ def deployment(stack) -> Deployment:
     psql(schema, "INSERT INTO patients (tenant_id, name, created_at) VALUES (%(t)s, 'Ana', now())", t=tenant)
     with psycopg.connect(PG_URL.replace("+psycopg", ""), options=f"-csearch_path={schema}") as conn:
         patient = conn.execute("SELECT id FROM patients WHERE tenant_id = %s", (tenant,)).fetchone()[0]
-    signer = create_app({"SECRET_KEY": server.env["ALIGNWORK_SECRET_KEY"],
-                         "SQLALCHEMY_DATABASE_URI": "sqlite://"})
-    with signer.app_context():
-        token = issue_token(tenant, 3600, TENANT)
-    return Deployment(server, redis_server, schema, tenant, token, patient)
+    return Deployment(server, redis_server, schema, tenant, server.sign(tenant), patient)
 
 
 def _schema_url(schema: str) -> str:

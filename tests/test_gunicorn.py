@@ -84,6 +84,16 @@ class Server:
         if wait:
             self._wait_ready(workers or 1)
 
+    def sign(self, tenant: str) -> str:
+        """A token for ``tenant``, signed here with the server's key (no process to start)."""
+        from alignwork import create_app
+        from alignwork.auth import TENANT, issue_token
+
+        signer = create_app({"SECRET_KEY": self.env["ALIGNWORK_SECRET_KEY"], "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                             "CACHE_TYPE": "NullCache"})
+        with signer.app_context():
+            return issue_token(tenant, 3600, TENANT)
+
     def _flask_token(self, who: str) -> str:
         result = subprocess.run([sys.executable, "-m", "flask", "tenants", "token", who], cwd=ROOT,
                                 env=self.env, check=True, capture_output=True, text=True)

@@ -140,14 +140,16 @@ class ChangeListener:
 
     def tick(self) -> TickResult:
         """Apply what changed; raises nothing for a database or cache that is away."""
+        # Every process probes its cache, leading or not: a probe that succeeds ends the
+        # process's back-off, and on a cluster it learns a promotion, within a tick.
+        identity = cache.cache.identity()
+        if identity != self._identity:
+            self._identity = identity
+            self._forget()
         try:
             connection = self._connect()
             if not self._lead(connection):
                 return TickResult(False, 0, 0)
-            identity = cache.cache.identity()
-            if identity != self._identity:
-                self._identity = identity
-                self._forget()
             if identity is None:
                 return TickResult(True, 0, 0)  # nothing can be applied; catch up when it is back
             requested = cache.cache.reconcile_requested()
