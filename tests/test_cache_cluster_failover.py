@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 import uuid
 from collections import Counter
@@ -15,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tests.background import Running
 from tests.conftest import require_redis
 from tests.redis_servers import Cluster, wait_for
 from tests.test_gunicorn import Server, _no_server_outlives_its_test, zone_far_from_midnight  # noqa: F401
@@ -52,7 +52,7 @@ def deployment(tmp_path, cluster):
     server.stop()
 
 
-class Traffic:
+class Traffic(Running):
     """Polls every tenant in turn from 4 threads, and books for them in turn once a second."""
 
     def __init__(self, server: Server, tenants: dict):
@@ -60,9 +60,7 @@ class Traffic:
         self.polls: list[tuple[float, str, int, str | None, int | None]] = []
         self.acknowledged: list[tuple[str, float]] = []
         self.failed_writes = 0
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._poll, args=(i,)) for i in range(4)]
-        self._threads.append(threading.Thread(target=self._write))
+        super().__init__(*(lambda i=i: self._poll(i) for i in range(4)), self._write)
 
     def _poll(self, offset: int) -> None:
         names = list(self.tenants)
@@ -96,16 +94,6 @@ class Traffic:
                 self.acknowledged.append((tenant, time.monotonic()))
             else:
                 self.failed_writes += 1
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(30)
 
     def stale(self) -> list[tuple]:
         return [p for p in self.polls if p[2] == 200 and p[4] < sum(

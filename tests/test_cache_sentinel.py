@@ -7,12 +7,12 @@ master."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 
 import pytest
 
+from tests.background import Running
 from tests.conftest import Builder
 from tests.redis_servers import MASTER_NAME, SentinelSetup, wait_for
 from tests.test_gunicorn import Server, _no_server_outlives_its_test  # noqa: F401 (a fixture)
@@ -48,15 +48,14 @@ def test_reads_go_to_the_master_not_a_lagging_replica(make_app, sentinels):
     assert sentinels.master.client().exists(f"{prefix}gen:{{acme}}")
 
 
-class Poller:
+class Poller(Running):
     """Polls mega-stats from several threads until stopped, recording every answer:
     (sent, status, X-Cache, confirmed appointments this month and next)."""
 
     def __init__(self, server: Server, threads: int = 4):
         self.server = server
         self.answers: list[tuple[float, int, str | None, int | None]] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+        super().__init__(*[self._run] * threads)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -72,29 +71,18 @@ class Poller:
             self.answers.append((sent, status, outcome, confirmed))
             time.sleep(0.01)
 
-    def __enter__(self) -> Poller:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(30)
-
     def since(self, moment: float) -> list[tuple]:
         return [answer for answer in self.answers if answer[0] >= moment]
 
 
-class Writer:
+class Writer(Running):
     """One booking a second through the API, recording when each 201 arrived."""
 
     def __init__(self, server: Server, patient: int):
         self.server, self.patient = server, patient
         self.acknowledged: list[float] = []
         self.failed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run)
+        super().__init__(self._run)
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
@@ -102,14 +90,6 @@ class Writer:
                 self.acknowledged.append(time.monotonic())
             else:
                 self.failed += 1
-
-    def __enter__(self) -> Writer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(30)
 
     def stale(self, answers: list[tuple]) -> list[tuple]:
         """Polls that missed a booking acknowledged before they were sent."""

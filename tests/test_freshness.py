@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,8 +23,8 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
-import sqlalchemy as sa
 
+from tests.background import Running
 from tests.conftest import PG_URL, postgres_schema, require_postgres, require_redis
 from tests.redis_servers import RedisServer
 from tests.tcp_proxy import Proxy
@@ -41,25 +40,14 @@ class Poll:
     today: dict | None
 
 
-class Polling:
+class Polling(Running):
     """Dashboards polling from threads, each poll on a new connection (so the workers take
-    turns), until stopped."""
+    turns), until the block ends."""
 
     def __init__(self, server: Server, token: str | None = None, threads: int = 4):
         self.server, self.token = server, token or server.token
         self.polls: list[Poll] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def __enter__(self) -> Polling:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(15)
+        super().__init__(*[self._run] * threads)
 
     def _run(self) -> None:
         while not self._stop.is_set():
