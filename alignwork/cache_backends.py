@@ -69,8 +69,9 @@ class StatsBackend(Protocol):
     #: False for a per-process cache, which other processes' writes and ``flask`` cannot reach.
     shared: bool
 
-    def fetch(self, *keys: str) -> list[Any] | None:
-        """The values (None where absent) in one round trip, or None if the cache was not used."""
+    def fetch(self, *keys: str, ungated: bool = False) -> list[Any] | None:
+        """The values (None where absent) in one round trip, or None if the cache was not used.
+        ``ungated``: read even while waiting for a reconciliation (the listener's compare)."""
 
     def store(self, key: str, value: Any, timeout: float) -> bool:
         """Whether the value was stored (False: the cache was not used)."""
@@ -125,7 +126,7 @@ class NullCache(_NullCache):
         log.warning("CACHE_TYPE is NullCache: caching is off, every request computes its answer.")
         return cls(default_timeout=kwargs.get("default_timeout", 300))
 
-    def fetch(self, *keys: str) -> None:
+    def fetch(self, *keys: str, ungated: bool = False) -> None:
         return None
 
     def store(self, key: str, value: Any, timeout: float) -> bool:
@@ -184,7 +185,7 @@ class SimpleCache(_SimpleCache):
         self._locks_guard = threading.Lock()
         self._advance_guard = threading.Lock()
 
-    def fetch(self, *keys: str) -> list[Any]:
+    def fetch(self, *keys: str, ungated: bool = False) -> list[Any]:
         return self.get_many(*keys)
 
     def store(self, key: str, value: Any, timeout: float) -> bool:

@@ -175,11 +175,12 @@ class FailOpenRedis:
 
     # -- StatsBackend ----------------------------------------------------------------------
 
-    def fetch(self, *keys: str) -> list[Any] | None:
-        if self._gate is not None and not self._gate.is_open():
+    def fetch(self, *keys: str, ungated: bool = False) -> list[Any] | None:
+        gated = self._gate is not None and not ungated
+        if gated and not self._gate.is_open():
             return None
         found = self._guard(self._read_many, *keys, key=keys)
-        if self._gate is not None and not self._gate.is_open():
+        if gated and not self._gate.is_open():
             return None  # the read reconnected, and found another server
         return None if found is _UNUSED else found
 
@@ -439,13 +440,16 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
     def _run_ids(self) -> str:
         """Each primary's run_id, or ``down`` for one that does not answer (the listener then
         sees a new identity when it is back); raises only when none answers."""
+        cluster = self._write_client.get()
         found, failure = [], None
-        for client in self._node_clients():
+        for node in cluster.get_primaries():
             try:
-                found.append(client.info("server")["run_id"])
+                found.append(cluster.get_redis_connection(node).info("server")["run_id"])
             except _REDIS_ERRORS as exc:
                 found.append("down")
                 failure = exc
+            else:
+                self._recover(node.name)  # the node answers: its slots need not wait out the back-off
         if failure is not None and set(found) == {"down"}:
             raise failure
         if failure is not None:  # learn a promotion now, not on a request's next failure

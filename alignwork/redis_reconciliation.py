@@ -61,11 +61,12 @@ class ReconcileGate:
             self.close()
 
     def close(self) -> None:
-        """The backend has just recovered from an outage."""
+        """Serve nothing until a catch-up newer than now: the backend has just recovered from an
+        outage, or found another server (a ticket taken from the old one would mean nothing)."""
         with self._lock:
             if self._closed_since is None:
                 self._closed_since = time.monotonic()
-                self._ticket = None
+            self._ticket = None
 
     def is_open(self) -> bool:
         if self._closed_since is None:

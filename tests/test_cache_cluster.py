@@ -9,12 +9,10 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from alignwork import metrics
-from alignwork.cache_keys import generation_pattern
 from alignwork.extensions import cache, db
-from alignwork.services import generations
 from tests.conftest import Builder
 from tests.redis_servers import Cluster, free_port
 
@@ -168,18 +166,23 @@ def test_cache_commands_visit_every_node(app, cluster, prefix):
     assert not any(":stats:" in key for keys in _keys_per_node(cluster, prefix) for key in keys)
 
 
-def test_invalidating_every_tenant_deletes_generations_in_every_slot(app):
+def test_raw_sql_through_the_session_advances_the_tenants_it_changed_in_every_slot(app):
+    """Its tenants cannot be told from the text: every tenant's version is read in the
+    transaction, and those that moved advance, wherever their slot lives."""
     build = Builder(app)
     tenants = ["acme"] + [build.tenant(f"clinic-{n}") for n in range(8)]
+    soon = datetime.now(timezone.utc) + timedelta(hours=1)
+    for tenant in tenants[1:]:
+        build.appointments(tenant, [(soon, "pending")])
     client = app.test_client()
     for tenant in tenants:
         stats(client, tenant)
     assert {stats(client, tenant)[0] for tenant in tenants} == {"HIT"}
     with app.app_context():
-        assert generations.invalidate(generations.EVERY_TENANT) is True
-        assert cache.cache.keys_with_ttl(generation_pattern()) == []
-    # Read again from the database, unchanged: the entries are still current.
-    assert {stats(client, tenant)[0] for tenant in tenants} == {"HIT"}
+        db.session.execute(text("UPDATE appointments SET status = 'confirmed' WHERE status = 'pending'"))
+        db.session.commit()
+    assert stats(client, "acme")[0] == "HIT"  # it had none: unchanged
+    assert {stats(client, tenant)[0] for tenant in tenants[1:]} == {"MISS"}
 
 
 def test_an_unreachable_cluster_is_bypassed_and_the_app_still_starts(make_app):

@@ -36,7 +36,7 @@ def deployment(tmp_path, cluster):
     prefix = f"alignwork-failover-{uuid.uuid4().hex[:8]}:"
     server = Server(tmp_path, workers=3, cache_env={
         "ALIGNWORK_CACHE_TYPE": "RedisClusterCache", "ALIGNWORK_CACHE_REDIS_CLUSTER": cluster.startup_nodes,
-        "ALIGNWORK_CACHE_KEY_PREFIX": prefix, "ALIGNWORK_CACHE_BACKOFF_SECONDS": "1"})
+        "ALIGNWORK_CACHE_KEY_PREFIX": prefix})  # the default 5 s back-off: a probe must end it
     database = server.env["ALIGNWORK_SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
     now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(" ")
     tenants = {}
@@ -129,7 +129,7 @@ def test_one_primary_killed_takes_only_its_slots_to_bypass(deployment, cluster):
     assert others and bypassed / len(others) <= 0.01, (bypassed, len(others))
     resumed = min((p[0] for p in traffic.polls if p[0] >= promoted and p[1] not in elsewhere and p[3] == "HIT"),
                   default=None)
-    assert resumed is not None, "the victim's tenants never hit again"
+    assert resumed is not None and resumed - promoted < 2.0, "the victim's tenants did not hit again"
     print(f"cluster failover: promoted {promoted - killed:.1f} s after the kill; its tenants hit again "
           f"{resumed - promoted:.2f} s after promotion; others bypassed {bypassed} of {len(others)}")
 

@@ -7,6 +7,7 @@ the listener can bring them to the cache.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -233,3 +234,34 @@ def test_every_tenant_has_a_row_and_the_epoch_is_set(app):
         assert db.session.get(TenantChange, "acme").version > 0
         assert len(db.session.get(ChangeEpoch, 1).epoch) == 12
         assert generations.advance("acme")["acme"].endswith(f":{db.session.get(TenantChange, 'acme').version}")
+
+
+def test_versions_only_grow_when_a_writer_waits_behind_a_longer_transaction(make_app):
+    """A transaction writes two of a tenant's counts in two statements while another writer
+    changes a third: the second waits for the tenant's change row, and its version must come out
+    higher than both of the first one's, whatever it drew before waiting."""
+    app = make_app(database="postgresql")
+    Builder(app).tenant("acme")
+    for hour in (10, 11, 12):
+        psql(app, "INSERT INTO appointment_counts (tenant_id, bucket, status, n) VALUES "
+                  "('acme', :b, 'confirmed', 1)", b=datetime(2026, 5, 13, hour, tzinfo=timezone.utc))
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["options"]
+    engine = sa.create_engine(url, connect_args={"options": options})
+    bump = "UPDATE appointment_counts SET n = n + 1 WHERE tenant_id = 'acme' AND bucket = :b"
+    with engine.connect() as first:
+        first.execute(sa.text(bump), {"b": datetime(2026, 5, 13, 10, tzinfo=timezone.utc)})
+        waiter = threading.Thread(target=_run_on, args=(engine, bump, datetime(2026, 5, 13, 11, tzinfo=timezone.utc)))
+        waiter.start()
+        time.sleep(0.5)  # the waiter's trigger has drawn a version and waits for acme's row
+        first.execute(sa.text(bump), {"b": datetime(2026, 5, 13, 12, tzinfo=timezone.utc)})
+        held = first.execute(sa.text("SELECT version FROM tenant_changes WHERE tenant_id = 'acme'")).scalar()
+        first.commit()
+    waiter.join(10)
+    engine.dispose()
+    assert versions(app)["acme"] > held
+
+
+def _run_on(engine, statement: str, bucket) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement), {"b": bucket})

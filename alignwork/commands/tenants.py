@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 
 from ..auth import ADMIN, TENANT, issue_token, parse_duration
 from ..models import DEFAULT_TIMEZONE
-from ..services import cache_inspection, generations
+from ..services import generations
 from ..services.exceptions import ServiceError
 from ..services.tenants import create_tenant, get_tenant, list_tenants, revoke_tokens
 
@@ -63,10 +63,7 @@ def revoke_command(tenant_id: str) -> None:
         revoke_tokens(tenant_id)
     except ServiceError as exc:
         raise click.ClickException(exc.message) from exc
-    # The commit has written the new record where this process can; asking again (a no-op when
-    # it did) says whether that was the server's cache.
-    reached = tenant_id in (generations.advance(tenant_id) or {})
-    if reached and cache_inspection.cache_is_shared():
+    if generations.reaches_every_worker(tenant_id):
         click.echo(f"revoked tokens of {tenant_id}; every worker refuses them from its next request")
     else:
         click.echo(f"revoked tokens of {tenant_id}; the server's change listener applies it within "

@@ -20,7 +20,9 @@ What is watched:
 Versions come from one sequence (PostgreSQL) or the table's maximum plus one (SQLite, one
 writer at a time), so a tenant deleted and created again never gets a version it had before.
 Rows are upserted in tenant order, so two statements touching the same tenants take their row
-locks in the same order (as the rollup trigger does) and cannot deadlock each other.
+locks in the same order (as the rollup trigger does) and cannot deadlock each other. (A
+transaction of several statements can still cross another, as with the rollup; PostgreSQL then
+aborts one of them whole. ``TRUNCATE`` locks every tenant's row.)
 ``changed_at`` is the change's statement time, from which the listener measures its lag.
 
 ``change_epoch`` holds one random token, made with the schema: a restored database keeps its
@@ -39,12 +41,15 @@ TRIGGER_NAMES = tuple(f"tenant_changes_{short}_{op}" for _, _, short in _WATCHED
 
 
 def _pg_bump(source: str) -> str:
-    """Upsert a new version for every tenant ``source`` (a query of ``tenant_id``) yields."""
+    """A new version for every tenant ``source`` (a query of ``tenant_id``) yields. The version
+    of an existing row is drawn in ``DO UPDATE``, that is once its row lock is held: drawn before
+    (in the ``SELECT``), a writer that waited for the lock behind a transaction still writing the
+    same tenant would store a number lower than that transaction's, and versions would go down."""
     return (f"INSERT INTO {TABLE} (tenant_id, version, changed_at) "
             f"SELECT tenant_id, nextval('{SEQUENCE}'), clock_timestamp() "
             f"FROM (SELECT DISTINCT tenant_id FROM ({source}) AS changed "
             f"WHERE tenant_id IS NOT NULL ORDER BY tenant_id) AS ordered "
-            f"ON CONFLICT (tenant_id) DO UPDATE SET version = EXCLUDED.version, "
+            f"ON CONFLICT (tenant_id) DO UPDATE SET version = nextval('{SEQUENCE}'), "
             f"changed_at = EXCLUDED.changed_at;")
 
 
@@ -64,13 +69,16 @@ def _pg_function(name: str, column: str) -> str:
     )
 
 
+def _pg_drop_triggers() -> list[str]:
+    return [f"DROP TRIGGER IF EXISTS tenant_changes_{short}_{op} ON {table}"
+            for table, _, short in _WATCHED for op in ("insert", "update", "delete", "truncate")]
+
+
 def _pg_create() -> list[str]:
-    statements = [f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE}"]
+    statements = [f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE}", *_pg_drop_triggers()]
     for (table, column, short), function in zip(_WATCHED, PG_FUNCTIONS):
         run = f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
         statements += [_pg_function(function, column)] + [
-            f"DROP TRIGGER IF EXISTS tenant_changes_{short}_{op} ON {table}"
-            for op in ("insert", "update", "delete", "truncate")] + [
             f"CREATE TRIGGER tenant_changes_{short}_insert AFTER INSERT ON {table} "
             f"REFERENCING NEW TABLE AS new_rows {run}",
             f"CREATE TRIGGER tenant_changes_{short}_update AFTER UPDATE ON {table} "
@@ -114,14 +122,14 @@ def create_triggers(dialect: str) -> list[str]:
 
 def drop_triggers(dialect: str) -> list[str]:
     if dialect == "postgresql":
-        return [f"DROP TRIGGER IF EXISTS tenant_changes_{short}_{op} ON {table}"
-                for table, _, short in _WATCHED for op in ("insert", "update", "delete", "truncate")] + [
-            f"DROP FUNCTION IF EXISTS {name}()" for name in PG_FUNCTIONS]
+        return _pg_drop_triggers() + [f"DROP FUNCTION IF EXISTS {name}()" for name in PG_FUNCTIONS]
     return [f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGER_NAMES]
 
 
 def record_every_tenant(dialect: str) -> str:
-    """A first version for every tenant (the migration that introduces the record)."""
+    """A first version for every tenant that exists when the record is introduced: the
+    generations and records are read from these rows, and a tenant without one would never be
+    cached."""
     version = f"nextval('{SEQUENCE}')" if dialect == "postgresql" else "row_number() OVER (ORDER BY id)"
     return (f"INSERT INTO {TABLE} (tenant_id, version, changed_at) "
             f"SELECT id, {version}, CURRENT_TIMESTAMP FROM tenants ORDER BY id")

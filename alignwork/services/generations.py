@@ -30,8 +30,8 @@ from dataclasses import astuple
 
 from flask import current_app
 
-from ..cache_backends import CacheUnavailable, StatsBackend, format_generation, parse_generation
-from ..cache_keys import generation_key, generation_pattern, tenant_record_key
+from ..cache_backends import StatsBackend, format_generation, parse_generation
+from ..cache_keys import generation_key, tenant_record_key
 from ..extensions import cache
 from . import changes
 from .changes import Change
@@ -39,7 +39,7 @@ from .exceptions import DATABASE_ERRORS
 from .tenants import record_ttl
 
 GENERATION_TTL = 7 * 24 * 3600
-EVERY_TENANT = "*"  # in an invalidation: a write whose tenants are unknown
+EVERY_TENANT = "*"  # a write whose tenants cannot be told from it (invalidation reads them all)
 
 
 def _backend() -> StatsBackend:
@@ -85,6 +85,14 @@ def new_generation(tenant_id: str) -> str | None:
     return (advance(tenant_id) or {}).get(tenant_id)
 
 
+def reaches_every_worker(tenant_id: str) -> bool:
+    """Whether the tenant's current generation and record are in a cache every worker reads:
+    after a change, whether every worker sees it from its next request (otherwise the server's
+    listener brings it within a tick of reaching its cache). Advancing again is a no-op where the
+    commit already did."""
+    return tenant_id in (advance(tenant_id) or {}) and _backend().shared
+
+
 class _PendingInvalidations:
     """Process-local, per-app set of tenants whose invalidation could not be written (the cache
     was unreachable): replayed by the next read that reaches the cache, so entries stored before
@@ -117,19 +125,13 @@ def _pending() -> _PendingInvalidations:
 
 
 def invalidate(*tenant_ids: str, read: tuple[str, list[Change]] | None = None) -> bool:
-    """Retire every cached entry of these tenants (``EVERY_TENANT``: of all) and rewrite their
-    records; call only after the write committed. Attempted even while this worker backs off
-    from Redis. Returns False if the cache could not be written: the tenants are then
-    remembered and replayed when the cache answers again. ``read`` is what ``changes.read``
-    returned for them inside the committed transaction; without it the database is read now
-    (and if it cannot be, the listener, which reads the same versions, brings them)."""
+    """Retire every cached entry of these tenants and rewrite their records; call only after
+    the write committed. Attempted even while this worker backs off from Redis. Returns False if
+    the cache could not be written: the tenants are then remembered and replayed when the cache
+    answers again. ``read`` is what ``changes.read`` returned for them inside the committed
+    transaction; without it the database is read now (and if it cannot be, the listener, which
+    reads the same versions, brings them)."""
     remaining = set(tenant_ids)
-    if EVERY_TENANT in remaining:
-        if not _retire_every_tenant():
-            _pending().add(EVERY_TENANT)
-            return False
-        _pending().discard(EVERY_TENANT)
-        remaining.discard(EVERY_TENANT)
     if not remaining:
         return True
     written = apply(*read) if read is not None else advance(*remaining)
@@ -141,16 +143,6 @@ def invalidate(*tenant_ids: str, read: tuple[str, list[Change]] | None = None) -
         else:
             _pending().add(tenant_id)
     return remaining <= set(written)
-
-
-def _retire_every_tenant() -> bool:
-    """Drop every generation: each is read again from the database when next needed, so only
-    the tenants whose version moved lose their entries."""
-    try:
-        _backend().delete_matching(generation_pattern())
-    except CacheUnavailable:
-        return False
-    return True
 
 
 def has_pending() -> bool:

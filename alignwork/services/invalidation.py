@@ -13,8 +13,7 @@ So the API, ``flask shell``, the seeder, ``flask stats rebuild-counts`` and code
 all invalidate without remembering to.
 
 When a statement's tenants cannot be read from it (raw SQL, a bulk update without a
-``tenant_id =`` condition), every tenant's generation is dropped, to be read again from the
-database. A write that does not go through this app's session at all (``psql``, another
+``tenant_id =`` condition), every tenant's version is read, and those that moved advance. A write that does not go through this app's session at all (``psql``, another
 service) reaches the cache through the listener alone.
 """
 
@@ -126,17 +125,17 @@ def _before_commit(session: Session) -> None:
     session can run no SQL, and a connection of its own might have to wait for the pool."""
     session.flush()  # the last flush, so every touched tenant is known and its version written
     touched = session.info.get(_TOUCHED, set()) | session.info.get(_CHANGED_TENANTS, set())
-    if touched and EVERY_TENANT not in touched:
-        session.info[_VERSIONS] = changes.read(touched, session.connection())
+    if touched:
+        every = EVERY_TENANT in touched  # raw SQL: read every tenant, advance those that moved
+        session.info[_VERSIONS] = changes.read(None if every else touched, session.connection())
 
 
 def _after_commit(session: Session) -> None:
-    touched = session.info.pop(_TOUCHED, set()) | session.info.pop(_CHANGED_TENANTS, set())
+    session.info.pop(_TOUCHED, None)
+    session.info.pop(_CHANGED_TENANTS, None)
     read = session.info.pop(_VERSIONS, None)
-    if EVERY_TENANT in touched:
-        generations.invalidate(EVERY_TENANT)
-    elif touched:
-        generations.invalidate(*touched, read=read)
+    if read is not None:
+        generations.invalidate(*(change.tenant_id for change in read[1]), read=read)
 
 
 def _after_rollback(session: Session) -> None:

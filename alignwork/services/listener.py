@@ -54,7 +54,12 @@ log = logging.getLogger(__name__)
 
 # The election: a session-level advisory lock per schema (deployments sharing a database in
 # separate schemas elect separately).
-_TRY_TO_LEAD = sa.text("SELECT pg_try_advisory_lock(hashtext('alignwork change listener ' || current_schema()))")
+_LOCK = "hashtext('alignwork change listener ' || current_schema())"
+_TRY_TO_LEAD = sa.text(f"SELECT pg_try_advisory_lock({_LOCK})")
+_STEP_DOWN = sa.text(f"SELECT pg_advisory_unlock({_LOCK})")
+# Besides the catch-ups that events start, one this often: a generation lost and written back
+# older (an eviction racing a slow writer) is then corrected within this bound.
+FULL_CATCH_UP_SECONDS = 30.0
 FETCH_BATCH = 1000
 WRITE_BUDGET_SECONDS = 1.0  # per tick, spent on writes that fail (a cache node away)
 
@@ -80,6 +85,7 @@ class ChangeListener:
         self._leading = False
         self._elect = cache.cache.shared and self._dialect() == "postgresql"
         self._catching_up = True
+        self._next_full_catch_up = 0.0
         self._reconciled_up_to = 0  # the workers' reconciliation requests answered so far
 
     # -- the database connection ---------------------------------------------------------------
@@ -92,8 +98,12 @@ class ChangeListener:
             if self._engine is None:
                 options = self.app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
                 connect_args = dict(options.get("connect_args", {}))
-                if self._dialect() == "postgresql":  # operators find it in pg_stat_activity
+                if self._dialect() == "postgresql":
+                    # Operators find it in pg_stat_activity; a connection that stops answering
+                    # (a half-open socket) is dropped within seconds, and its lock with it.
                     connect_args.setdefault("application_name", f"alignwork-listener-{os.getpid()}")
+                    connect_args.update(connect_timeout=5, keepalives=1, keepalives_idle=5,
+                                        keepalives_interval=2, keepalives_count=2)
                 self._engine = sa.create_engine(
                     self.app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool, connect_args=connect_args)
             # Autocommit: each read sees every commit so far, and no transaction stays open.
@@ -131,6 +141,14 @@ class ChangeListener:
         metrics.LISTENER_LEADING.set(1 if self._leading else 0)
         return self._leading
 
+    def _step_down(self, connection: Connection) -> None:
+        if self._elect and self._leading:
+            connection.execute(_STEP_DOWN)
+            self._leading = False
+            metrics.LISTENER_LEADING.set(0)
+            log.warning("change listener (pid %d) cannot reach the cache; leaving the work to another",
+                        os.getpid())
+
     def _forget(self) -> None:
         """Compare everything with the cache on the next tick (a catch-up)."""
         self._applied.clear()
@@ -150,8 +168,11 @@ class ChangeListener:
             connection = self._connect()
             if not self._lead(connection):
                 return TickResult(False, 0, 0)
-            if identity is None:
-                return TickResult(True, 0, 0)  # nothing can be applied; catch up when it is back
+            if identity is None:  # nothing can be applied from here: let a listener that can lead
+                self._step_down(connection)
+                return TickResult(False, 0, 0)
+            if time.monotonic() >= self._next_full_catch_up:
+                self._forget()
             requested = cache.cache.reconcile_requested()
             if requested is not None and requested > self._reconciled_up_to:
                 self._forget()  # a worker came back from an outage and waits for a catch-up
@@ -164,6 +185,7 @@ class ChangeListener:
             written = self._write(connection, stale) if stale else 0
             if self._catching_up and all(t in self._applied for t in moved):
                 self._catching_up = False
+                self._next_full_catch_up = time.monotonic() + FULL_CATCH_UP_SECONDS
                 if requested is not None:
                     cache.cache.mark_reconciled(identity, requested)
                     self._reconciled_up_to = requested
@@ -181,7 +203,7 @@ class ChangeListener:
         behind = []
         for start in range(0, len(tenant_ids), FETCH_BATCH):
             batch = tenant_ids[start:start + FETCH_BATCH]
-            held = cache.cache.fetch(*(generation_key(t) for t in batch))
+            held = cache.cache.fetch(*(generation_key(t) for t in batch), ungated=True)
             for tenant_id, value in zip(batch, held or [None] * len(batch)):
                 found = parse_generation(value)
                 if found is not None and found[0] == epoch and found[1] >= versions[tenant_id]:

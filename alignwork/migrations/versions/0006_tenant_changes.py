@@ -7,12 +7,10 @@ Kept by triggers on appointment_counts and tenants (``alignwork.models.change_sq
 definition ``create_all`` also uses). Every existing tenant gets a first version, and the
 epoch a random token.
 """
-import secrets
-
 from alembic import op
 import sqlalchemy as sa
 
-from alignwork.models import change_sql
+from alignwork.models import change_sql, tenant_change
 
 revision = '0006'
 down_revision = '0005'
@@ -44,8 +42,7 @@ def upgrade():
     for statement in change_sql.create_triggers(dialect):
         bind.exec_driver_sql(statement)
     bind.exec_driver_sql(change_sql.record_every_tenant(dialect))
-    bind.execute(sa.text(f"INSERT INTO {change_sql.EPOCH_TABLE} (id, epoch) VALUES (1, :epoch)"),
-                 {"epoch": secrets.token_hex(6)})
+    bind.execute(sa.text(tenant_change.epoch_row_sql()), {"epoch": tenant_change.new_epoch()})
 
 
 def downgrade():
