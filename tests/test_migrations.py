@@ -69,6 +69,36 @@ def test_migrations_create_the_rollup_triggers_and_downgrade_removes_them(make_a
         assert db.session.execute(text("SELECT n FROM appointment_counts")).scalars().all() == [1]
         db.session.remove()
         downgrade(revision="0004")
-        db.session.execute(text(insert), {"at": at})
-        db.session.commit()
+        with db.engine.begin() as conn:  # as psql would: this release's session expects 0006
+            conn.execute(text(insert), {"at": at})
         assert db.session.execute(text("SELECT n FROM appointment_counts")).scalars().all() == [1]
+
+
+def test_0006_gives_every_existing_tenant_a_version_and_the_schema_an_epoch(make_app, database):
+    """Tenants made before the change record get a row (without one they would never be
+    cached), and writes after it are recorded; downgrade removes triggers, functions and all."""
+    from sqlalchemy import text
+
+    app = make_app(database=database, create_schema=False)
+    with app.app_context():
+        upgrade(revision="0005")
+        with db.engine.begin() as conn:
+            for tenant in ("a", "b"):
+                conn.execute(text("INSERT INTO tenants (id, name, timezone, created_at) "
+                                  "VALUES (:t, :t, 'UTC', CURRENT_TIMESTAMP)"), {"t": tenant})
+        upgrade()
+        with db.engine.begin() as conn:
+            before = dict(conn.execute(text("SELECT tenant_id, version FROM tenant_changes")).all())
+            assert set(before) == {"a", "b"} and len(set(before.values())) == 2
+            assert len(conn.execute(text("SELECT epoch FROM change_epoch")).scalar_one()) == 12
+            conn.execute(text("UPDATE tenants SET name = 'A' WHERE id = 'a'"))
+            assert conn.execute(text("SELECT version FROM tenant_changes WHERE tenant_id = 'a'")).scalar() > max(before.values())
+        downgrade(revision="0005")
+        assert "tenant_changes" not in inspect(db.engine).get_table_names()
+        if database == "postgresql":
+            with db.engine.connect() as conn:
+                left = conn.execute(text(
+                    "SELECT count(*) FROM pg_proc WHERE proname LIKE 'tenant_changes_%' "
+                    "AND pronamespace = current_schema()::regnamespace")).scalar()
+                assert conn.execute(text("SELECT to_regclass('tenant_change_versions')")).scalar() is None
+            assert left == 0

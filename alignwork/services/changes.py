@@ -69,8 +69,9 @@ def versions(connection: Connection | None = None) -> Versions:
 def read(tenant_ids: Iterable[str] | None, connection: Connection | None = None) -> tuple[str, list[Change]]:
     """The epoch and each tenant's latest change with its record, from one snapshot, so a
     record is published with the version it was read at. Every tenant has a row (the migration
-    and the triggers make one); a deleted tenant keeps its row, with no record."""
-    wanted = sorted(set(tenant_ids))
+    and the triggers make one); a deleted tenant keeps its row, with no record. ``None``: every
+    tenant (a write whose tenants cannot be told)."""
+    wanted = sorted(set(tenant_ids)) if tenant_ids is not None else None
     tenants = Tenant.__table__
     changes = TenantChange.__table__
     epoch = sa.select(ChangeEpoch.epoch).scalar_subquery()
