@@ -54,6 +54,7 @@ _UNUSED = object()  # what a guarded Redis call returns when Redis was not used
 # node to learn the slot map raises RedisClusterException, which is not a RedisError.
 _REDIS_ERRORS = (redis.RedisError, RedisClusterException)
 _DELETE_BATCH = 1000
+REPLICA_WAIT_MS = 100  # longest a cluster write waits for a replica to take its generation
 
 
 def _client_settings(config) -> dict[str, Any]:
@@ -423,6 +424,21 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
         client = self._write_client.get()
         return [client.get_redis_connection(node) for node in client.get_primaries()]
 
+    def _run_advance(self, keys: list[str], arguments: list) -> bytes:
+        """The script on the slot's primary, then ``WAIT`` for one replica when the slot has
+        one, on the same connection, before the write answers: a replica promoted after its
+        primary dies then holds every generation a write had answered for. (No reconciliation
+        gate closes that window on a cluster; a replica that does not answer within
+        ``REPLICA_WAIT_MS`` leaves it to the listener's catch-up.)"""
+        cluster = self._write_client.get()
+        owners = cluster.nodes_manager.slots_cache.get(cluster.keyslot(keys[0])) or []
+        if len(owners) < 2:
+            return super()._run_advance(keys, arguments)
+        pipe = cluster.get_redis_connection(owners[0]).pipeline(transaction=False)
+        pipe.eval(_ADVANCE, 2, *keys, *arguments)
+        pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)
+        return pipe.execute()[0]
+
     def _shard(self, keys: tuple[str, ...]) -> str | None:
         """The primary holding the keys' slot: one node failing backs off only its own slots,
         and the tenants on the other nodes keep being served from the cache. (A tenant's keys
@@ -453,5 +469,5 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
         if failure is not None and set(found) == {"down"}:
             raise failure
         if failure is not None:  # learn a promotion now, not on a request's next failure
-            self._write_client.get().nodes_manager.initialize()
+            self._write_client.get().nodes_manager.initialize(disconnect_startup_nodes_pools=False)
         return ",".join(sorted(found))
