@@ -30,6 +30,15 @@ class CacheMetricsSchema(Schema):
     avg_hit_time_ms = fields.Float(allow_none=True)
     avg_miss_time_ms = fields.Float(allow_none=True)
     cache_size = fields.Integer(allow_none=True)
+    # The change listeners (services/listener.py), over every process that shares the metrics.
+    listener_running = fields.Integer()
+    listener_connected = fields.Integer()
+    listener_leading = fields.Integer(metadata={"description": "listeners applying changes (one, when elected)"})
+    listener_changes_applied = fields.Integer(
+        metadata={"description": "changes the listener wrote, that the app's own commits had not"})
+    listener_avg_lag_ms = fields.Float(
+        allow_none=True, metadata={"description": "from a change's statement to the listener writing it"})
+    listener_last_applied_seconds_ago = fields.Float(allow_none=True)
 
 
 @blp.route("/api/v1/appointments/cache-metrics")
