@@ -85,6 +85,7 @@ class ChangeListener:
         self._leading = False
         self._elect = cache.cache.shared and self._dialect() == "postgresql"
         self._catching_up = True
+        self._started = time.time()
         self._next_full_catch_up = 0.0
         self._reconciled_up_to = 0  # the workers' reconciliation requests answered so far
 
@@ -222,7 +223,8 @@ class ChangeListener:
                 if change.tenant_id in generations.apply(epoch, [change]):
                     self._applied[change.tenant_id] = change.version
                     written += 1
-                    metrics.record_change_applied(now - change.changed_at, now)
+                    if change.changed_at >= self._started:  # older ones: no lag of this listener's
+                        metrics.record_change_applied(now - change.changed_at, now)
                 elif time.monotonic() > deadline:
                     return written  # the cache is (partly) away: the next tick tries again
         return written
