@@ -143,19 +143,20 @@ def test_migration_backfills_existing_appointments(make_app, database):
     zone = None if database == "sqlite" else timezone.utc
     with app.app_context():
         upgrade(revision="0002")
-        db.session.execute(text("INSERT INTO tenants (id, name, timezone, created_at) "
-                                "VALUES ('acme', 'Acme', 'America/Recife', :now)"),
-                           {"now": datetime(2026, 1, 1, tzinfo=zone)})
-        db.session.execute(text("INSERT INTO patients (id, tenant_id, name, created_at) "
-                                "VALUES (1, 'acme', 'Ana', :now)"), {"now": datetime(2026, 1, 1, tzinfo=zone)})
-        for i, (minutes, status) in enumerate([(0, "confirmed"), (14, "confirmed"), (15, "pending"),
-                                               (20, "cancelled")]):
-            db.session.execute(text(
-                "INSERT INTO appointments (id, tenant_id, patient_id, starts_at, duration_min, status, "
-                "created_at, updated_at) VALUES (:id, 'acme', 1, :at, 30, :status, :at, :at)"),
-                {"id": i + 1, "status": status,
-                 "at": datetime(2026, 5, 13, 12, tzinfo=zone) + timedelta(minutes=minutes)})
-        db.session.commit()
+        # On a connection of its own: this release's session expects the current schema.
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO tenants (id, name, timezone, created_at) "
+                              "VALUES ('acme', 'Acme', 'America/Recife', :now)"),
+                         {"now": datetime(2026, 1, 1, tzinfo=zone)})
+            conn.execute(text("INSERT INTO patients (id, tenant_id, name, created_at) "
+                              "VALUES (1, 'acme', 'Ana', :now)"), {"now": datetime(2026, 1, 1, tzinfo=zone)})
+            for i, (minutes, status) in enumerate([(0, "confirmed"), (14, "confirmed"), (15, "pending"),
+                                                   (20, "cancelled")]):
+                conn.execute(text(
+                    "INSERT INTO appointments (id, tenant_id, patient_id, starts_at, duration_min, status, "
+                    "created_at, updated_at) VALUES (:id, 'acme', 1, :at, 30, :status, :at, :at)"),
+                    {"id": i + 1, "status": status,
+                     "at": datetime(2026, 5, 13, 12, tzinfo=zone) + timedelta(minutes=minutes)})
         upgrade()
     assert _rollup(app) == {("acme", utc(2026, 5, 13, 12), "confirmed"): 2,
                             ("acme", utc(2026, 5, 13, 12, 15), "pending"): 1}
