@@ -390,6 +390,38 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
     one MGET to one node; listing visits every primary, and deletes go one DEL per slot."""
 
     reconciles = False
+    #: A primary this process starts reading from after start-up (a promoted replica) or again
+    #: after backing off from it is not read for this long: two listener ticks, in which a
+    #: listener sees the new identity and catches that node up (a cluster has no
+    #: reconciliation marker: its keys live on several servers).
+    SETTLE_SECONDS = 1.0
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._settling: dict[str, float] = {}  # node -> monotonic time until which it settles
+        self._known: set[str] | None = None  # the primaries serving slots when first seen
+
+    def fetch(self, *keys: str, ungated: bool = False) -> list[Any] | None:
+        if not ungated and self._unsettled(self._shard(keys)):
+            return None
+        return super().fetch(*keys, ungated=ungated)
+
+    def _unsettled(self, shard: str | None) -> bool:
+        if shard is None:
+            return False
+        now = time.monotonic()
+        if self._known is None:  # every primary serving slots at the first read is trusted
+            client = self._write_client.made
+            self._known = {node.name for node in client.get_primaries()} if client is not None else set()
+        if shard not in self._known:
+            self._known.add(shard)
+            self._settling[shard] = now + self.SETTLE_SECONDS
+        return self._settling.get(shard, 0.0) > now
+
+    def _recover(self, shard: str | None) -> None:
+        if shard is not None and shard in self._down_until:
+            self._settling[shard] = time.monotonic() + self.SETTLE_SECONDS
+        super()._recover(shard)
 
     @classmethod
     def factory(cls, app, config, args, kwargs) -> RedisClusterCache:
