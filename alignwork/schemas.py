@@ -5,6 +5,7 @@ flask-smorest builds the OpenAPI document from these, so the docs cannot drift f
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -40,9 +41,16 @@ class UTCDateTime(fields.AwareDateTime):
         return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _tenant_id(value: str) -> None:
+    """The whole value must be a slug: ``validate.Regexp`` matches from the start only, and the
+    pattern's ``$`` also matches before a trailing newline (``acme%0a`` would pass)."""
+    if re.fullmatch(TENANT_ID_PATTERN, value) is None:
+        raise ValidationError("Not a valid tenant id.")
+
+
 def tenant_id_field(**kwargs) -> fields.String:
     return fields.String(
-        validate=validate.Regexp(TENANT_ID_PATTERN, error="Not a valid tenant id."),
+        validate=_tenant_id,
         metadata={"description": "Tenant slug; optional, and if given it must be the bearer token's tenant."},
         **kwargs,
     )

@@ -39,7 +39,7 @@ class TenantInfo:
 
 
 def is_valid_tenant_id(tenant_id: object) -> bool:
-    return isinstance(tenant_id, str) and bool(_TENANT_ID.match(tenant_id))
+    return isinstance(tenant_id, str) and bool(_TENANT_ID.fullmatch(tenant_id))  # "acme\n" too
 
 
 def _info(tenant: Tenant) -> TenantInfo:
