@@ -102,3 +102,37 @@ def test_0006_gives_every_existing_tenant_a_version_and_the_schema_an_epoch(make
                     "AND pronamespace = current_schema()::regnamespace")).scalar()
                 assert conn.execute(text("SELECT to_regclass('tenant_change_versions')")).scalar() is None
             assert left == 0
+
+
+def test_0007_makes_sqlite_ids_never_reused_and_keeps_rows_and_rollup_triggers(make_app):
+    """The table rebuild that adds AUTOINCREMENT drops the old table and its triggers: they are
+    made again, and the rows (with their counts) are kept."""
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    app = make_app(database="sqlite", create_schema=False)
+    at = datetime(2026, 5, 13, 12, 7)
+    with app.app_context():
+        upgrade(revision="0006")
+        db.session.execute(text("INSERT INTO tenants (id, name, timezone, created_at) VALUES ('a', 'A', 'UTC', :at)"), {"at": at})
+        db.session.execute(text("INSERT INTO patients (id, tenant_id, name, created_at) VALUES (1, 'a', 'P', :at)"), {"at": at})
+        insert = text("INSERT INTO appointments (id, tenant_id, patient_id, starts_at, duration_min, status, created_at, "
+                      "updated_at) VALUES (:id, 'a', 1, :at, 30, 'confirmed', :at, :at)")
+        for appointment_id in (1, 2):
+            db.session.execute(insert, {"id": appointment_id, "at": at})
+        db.session.commit()
+        upgrade()
+        schema = dict(db.session.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")).all())
+        assert "AUTOINCREMENT" in schema["appointments"] and "AUTOINCREMENT" in schema["patients"]
+        assert "duration_min BETWEEN 1 AND 1440" in schema["appointments"]
+        counted = text("SELECT coalesce(sum(n), 0) FROM appointment_counts")
+        assert db.session.execute(text("SELECT count(*) FROM appointments")).scalar_one() == 2
+        assert db.session.execute(counted).scalar_one() == 2
+        db.session.execute(text("DELETE FROM appointments WHERE id = 2"))
+        db.session.execute(text(
+            "INSERT INTO appointments (tenant_id, patient_id, starts_at, duration_min, status, created_at, updated_at) "
+            "VALUES ('a', 1, :at, 30, 'confirmed', :at, :at)"), {"at": at})
+        db.session.commit()
+        assert db.session.execute(text("SELECT max(id) FROM appointments")).scalar_one() == 3
+        assert db.session.execute(counted).scalar_one() == 2  # the triggers followed both

@@ -24,6 +24,9 @@ class Appointment(db.Model):
         # Serves the listing (by tenant, ordered by start) and the stats query's fallback,
         # a range scan per tenant that never touches the table.
         Index("ix_appointments_tenant_starts_status", "tenant_id", "starts_at", "status"),
+        # SQLite would otherwise hand a deleted highest id to the next row, and a client still
+        # holding the old id would edit someone else's appointment (PostgreSQL never reuses).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -12,7 +12,8 @@ from .types import UTCDateTime, utcnow
 class Patient(db.Model):
     __tablename__ = "patients"
     # Target of the appointments' composite foreign key, which keeps a patient in its tenant.
-    __table_args__ = (UniqueConstraint("tenant_id", "id"),)
+    # (Ids are never reused on SQLite either, as for appointments.)
+    __table_args__ = (UniqueConstraint("tenant_id", "id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
