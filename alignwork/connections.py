@@ -5,6 +5,13 @@ appointment could name a missing patient or another tenant's patient (the compos
 ``(tenant_id, patient_id)`` -> ``patients``). Turning them on for every pooled connection makes
 SQLite refuse what PostgreSQL refuses. Migrations turn them off for their own run (see
 ``migrations/env.py``).
+
+On PostgreSQL, a transaction left idle is ended by the server after
+``IDLE_IN_TRANSACTION_SECONDS``. A COMMIT lost on its way (the client gone, the server never
+told) would otherwise leave its transaction open, holding its row locks and its
+``Idempotency-Key``, until the server noticed the dead client (hours, with default
+keepalives); a retry with the key is answered 409 until then. No request of the app's holds a
+transaction that long (gunicorn's timeout is 30 s).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from sqlalchemy import event
 
 from .extensions import db
 
+IDLE_IN_TRANSACTION_SECONDS = 30
+
 
 def _enforce_foreign_keys(dbapi_connection, connection_record) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
@@ -24,8 +33,17 @@ def _enforce_foreign_keys(dbapi_connection, connection_record) -> None:
         cursor.close()
 
 
+def _bound_idle_transactions(dbapi_connection, connection_record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET idle_in_transaction_session_timeout = {int(IDLE_IN_TRANSACTION_SECONDS * 1000)}")
+    cursor.close()
+    dbapi_connection.commit()
+
+
 def init_app(app: Flask) -> None:
     with app.app_context():
         for engine in db.engines.values():
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _enforce_foreign_keys)
+            elif engine.dialect.name == "postgresql":
+                event.listen(engine, "connect", _bound_idle_transactions)

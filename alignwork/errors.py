@@ -16,6 +16,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from .auth import AuthError
 from .extensions import db
+from .idempotency import HEADER
 from .services.exceptions import DATABASE_ERRORS, Conflict, NotFound, ServiceError, is_transient
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,20 @@ def _database_error(error: Exception) -> Response:
     if is_transient(error):
         cause = getattr(error, "orig", None) or error
         log.warning("database unavailable or busy: %s: %s", type(cause).__name__, cause)
-        return error_response(503, "The database is unavailable or busy; retry shortly.",
+        return error_response(503, "The database is unavailable or busy; retry shortly." + _retry_advice(),
                               headers={"Retry-After": "1"})
     log.error("database error", exc_info=error)
     return error_response(500, InternalServerError.description)
+
+
+def _retry_advice() -> str:
+    """A write may have been committed although its answer failed (a lost acknowledgement):
+    only a retry with the same key is sure not to apply it twice."""
+    if request.method != "POST":
+        return ""
+    if request.headers.get(HEADER):
+        return f" A retry with the same {HEADER} is safe: it is applied at most once."
+    return f" The write may have been applied; send an {HEADER} to make retries safe."
 
 
 def _unexpected(error: Exception) -> Response:

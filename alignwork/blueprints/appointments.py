@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from .. import idempotency
 from ..schemas import (
     MAX_ID,
     AppointmentCreateSchema,
@@ -38,10 +39,12 @@ class Appointments(MethodView):
         )
 
     @blp.arguments(AppointmentCreateSchema())
-    @blp.response(201, AppointmentSchema)
+    @idempotency.documented(blp)
+    @blp.response(201, AppointmentSchema, headers=idempotency.REPLAYED_HEADER)
     def post(self, data):
-        """Book an appointment for one of the tenant's patients."""
-        return appointments.create_appointment(
+        """Book an appointment for one of the tenant's patients. Send an `Idempotency-Key` to
+        make a retry safe."""
+        return appointments.add_appointment(
             current_tenant().id,
             patient_id=data["patientId"],
             starts_at=data["startsAt"],

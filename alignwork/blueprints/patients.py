@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from .. import idempotency
 from ..schemas import PageQuerySchema, PatientCreateSchema, PatientPageSchema, PatientSchema
 from ..services import patients
 from ..tenancy import current_tenant
@@ -19,7 +20,8 @@ class Patients(MethodView):
         return patients.list_patients(current_tenant().id, args["page"], args["page_size"])
 
     @blp.arguments(PatientCreateSchema())
-    @blp.response(201, PatientSchema)
+    @idempotency.documented(blp)
+    @blp.response(201, PatientSchema, headers=idempotency.REPLAYED_HEADER)
     def post(self, data):
-        """Register a patient."""
-        return patients.create_patient(current_tenant().id, data["name"])
+        """Register a patient. Send an `Idempotency-Key` to make a retry safe."""
+        return patients.add_patient(current_tenant().id, data["name"])

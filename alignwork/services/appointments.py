@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
 from ..extensions import db
 from ..models import Appointment
-from .exceptions import Conflict, NotFound
+from . import transactions
+from .exceptions import NotFound
 from .pages import Page, paginate
 from .patients import get_patient
 
@@ -20,20 +19,14 @@ UPDATABLE = ("status", "starts_at", "duration_min")
 
 
 def _commit() -> None:
-    """Commit, turning conflicts into ``Conflict`` and leaving nothing half-written."""
-    try:
-        db.session.commit()
-    except IntegrityError as exc:
-        db.session.rollback()
-        raise Conflict("The change conflicts with stored data.") from exc
-    except StaleDataError as exc:
-        db.session.rollback()
-        raise Conflict("The appointment was changed or deleted meanwhile; reload it and retry.") from exc
+    transactions.commit(stale="The appointment was changed or deleted meanwhile; reload it and retry.")
 
 
-def create_appointment(
+def add_appointment(
     tenant_id: str, patient_id: int, starts_at: datetime, duration_min: int, status: str = "pending"
 ) -> Appointment:
+    """Book an appointment in the caller's transaction: flushed, so it has its id, and left for
+    the caller to commit (with the stored response of an idempotent request, for one)."""
     get_patient(tenant_id, patient_id, field="patientId")
     appointment = Appointment(
         tenant_id=tenant_id,
@@ -43,6 +36,15 @@ def create_appointment(
         status=status,
     )
     db.session.add(appointment)
+    transactions.flush()
+    return appointment
+
+
+def create_appointment(
+    tenant_id: str, patient_id: int, starts_at: datetime, duration_min: int, status: str = "pending"
+) -> Appointment:
+    """Book an appointment in a transaction of its own."""
+    appointment = add_appointment(tenant_id, patient_id, starts_at, duration_min, status)
     _commit()
     return appointment
 

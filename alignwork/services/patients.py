@@ -6,14 +6,24 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Patient
+from . import transactions
 from .exceptions import NotFound
 from .pages import Page, paginate
 
 
-def create_patient(tenant_id: str, name: str) -> Patient:
+def add_patient(tenant_id: str, name: str) -> Patient:
+    """Register a patient in the caller's transaction: flushed, so it has its id, and left for
+    the caller to commit."""
     patient = Patient(tenant_id=tenant_id, name=name)
     db.session.add(patient)
-    db.session.commit()
+    transactions.flush()
+    return patient
+
+
+def create_patient(tenant_id: str, name: str) -> Patient:
+    """Register a patient in a transaction of its own."""
+    patient = add_patient(tenant_id, name)
+    transactions.commit()
     return patient
 
 
