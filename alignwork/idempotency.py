@@ -120,7 +120,9 @@ def idempotent(view):
             transactions.commit()
             return response
         tenant_id = current_tenant().id
-        request_fingerprint = fingerprint(request.method, request.path, args[-1])
+        # The key is the tenant's already; a body's tenantId can only name that tenant.
+        body = {name: value for name, value in args[-1].items() if name != "tenantId"}
+        request_fingerprint = fingerprint(request.method, request.path, body)
         if not idempotency.hold(tenant_id, key):
             abort(409, message=f"A request with this {HEADER} is still in progress; retry shortly.",
                   headers={"Retry-After": "1"})

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alignwork.extensions import db
 from alignwork.models import Appointment, IdempotencyKey, Patient
 from alignwork.services import idempotency
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, token_for
 from tests.tcp_proxy import Proxy
 
 APPOINTMENTS = "/api/v1/appointments"
@@ -64,9 +64,13 @@ def test_the_quoted_form_is_the_same_key(app, client, acme):
 
 
 def test_the_same_request_is_the_validated_body(app, client, acme):
-    """An omitted default and the same instant in another offset are the same request."""
+    """An omitted default, the same instant in another offset, and the tenant named or implied
+    by the token make the same request."""
     post(client, APPOINTMENTS, booking(acme), "k1")
-    again = post(client, APPOINTMENTS, booking(acme, status="pending", startsAt="2026-03-10T12:30:00Z"), "k1")
+    implied = booking(acme, status="pending", startsAt="2026-03-10T12:30:00Z")
+    del implied["tenantId"]
+    again = client.post(APPOINTMENTS, json=implied,
+                        headers={"Idempotency-Key": "k1", "Authorization": "Bearer " + token_for(app, "acme")})
     assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
     assert rows(app) == 1
 
