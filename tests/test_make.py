@@ -64,3 +64,11 @@ def test_make_run_then_make_test_in_the_same_folder(tmp_path):
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
     assert " passed" in tested.stdout and "failed" not in tested.stdout
     assert "SECRET_KEY = " in key_file.read_text()  # and the developer's key is still there
+
+
+def test_the_readme_says_how_to_serve_on_another_port_and_make_run_obeys():
+    readme = (ROOT / "README.md").read_text()
+    assert "make run PORT=" in readme and "make run HOST=" in readme
+    planned = subprocess.run(["make", "-n", "run", "PORT=8123", "HOST=0.0.0.0"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+    assert "-b 0.0.0.0:8123" in planned.stdout and "http://0.0.0.0:8123" in planned.stdout
