@@ -29,6 +29,7 @@ from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from .cache_backends import CacheUnavailable
+from .redis_fail_open import FailOpenMethods
 from .redis_reconciliation import ReconcileGate
 
 # ``StatsBackend.advance`` in one step. KEYS: the generation, the tenant record. ARGV: epoch,
@@ -101,9 +102,14 @@ class FailOpenRedis:
     #: (``redis_reconciliation``); a cluster's keys live on several servers, so not there.
     reconciles = True
 
-    def __init__(self, client: Any, *, default_timeout: int, key_prefix: str, backoff_seconds: float):
-        BaseRedisCache.__init__(self, client, default_timeout=default_timeout, key_prefix=key_prefix)
+    _unused = _UNUSED
+
+    def __init__(self, client: Any, *, default_timeout: int, key_prefix: str, backoff_seconds: float,
+                 ignore_delete_many_errors: bool = False):
+        BaseRedisCache.__init__(self, client, default_timeout=default_timeout, key_prefix=key_prefix,
+                                ignore_delete_many_errors=ignore_delete_many_errors)
         self.backoff_seconds = backoff_seconds
+        self._lost_deletes = 0  # deletes an outage swallowed, reported when it ends
         # Process-local circuit breaker, per shard (the server holding a key: one, but for a
         # cluster): no call to a shard until its monotonic time here.
         self._down_until: dict[str | None, float] = {}
@@ -114,7 +120,8 @@ class FailOpenRedis:
     @classmethod
     def _build(cls, client: Any, config, kwargs, hook: _ConnectHook | None = None) -> FailOpenRedis:
         backend = cls(client, default_timeout=kwargs.get("default_timeout", 300),
-                      key_prefix=config["CACHE_KEY_PREFIX"], backoff_seconds=config["CACHE_BACKOFF_SECONDS"])
+                      key_prefix=config["CACHE_KEY_PREFIX"], backoff_seconds=config["CACHE_BACKOFF_SECONDS"],
+                      ignore_delete_many_errors=kwargs.get("ignore_delete_many_errors", False))
         if hook is not None:
             hook.backend = backend
         return backend
@@ -156,10 +163,19 @@ class FailOpenRedis:
         brings requests back to Redis within its interval of Redis answering again."""
         with self._state_lock:
             was_out = self._down_until.pop(shard, None) is not None
+            lost, self._lost_deletes = (self._lost_deletes, 0) if was_out and not self._down_until else (0, self._lost_deletes)
         if was_out and self._gate is not None:
             self._gate.close()
-        if was_out:
-            log.warning("Redis cache reachable again%s; caching resumed.", f" on {shard}" if shard else "")
+        if lost:
+            log.warning("Redis cache reachable again%s; caching resumed. %d delete(s) made during the outage were "
+                        "lost: those keys may still hold their old values until they expire.",
+                        f" on {shard}" if shard else "", lost)
+        elif was_out:
+            log.info("Redis cache reachable again%s; caching resumed.", f" on {shard}" if shard else "")
+
+    def _count_lost_deletes(self, count: int) -> None:
+        with self._state_lock:
+            self._lost_deletes += count
 
     # -- how this variant reaches its keys ---------------------------------------------------
 
@@ -225,27 +241,6 @@ class FailOpenRedis:
     def _run_ids(self) -> str:
         return ",".join(sorted(client.info("server")["run_id"] for client in self._node_clients()))
 
-    # Flask-Caching's own methods fail open too, for code that uses ``cache`` directly.
-
-    def get(self, key: str) -> Any:
-        found = self._guard(super().get, key, key=key)
-        return None if found is _UNUSED else found
-
-    def get_many(self, *keys: str) -> list[Any]:
-        return self.fetch(*keys) or [None] * len(keys)
-
-    def set(self, key: str, value: Any, timeout: Any = None) -> bool:
-        return self._guard(super().set, key, value, timeout, key=key) is True
-
-    def add(self, key: str, value: Any, timeout: Any = None) -> bool:
-        return self._guard(super().add, key, value, timeout, key=key) is True
-
-    def delete(self, key: str) -> bool:
-        return self._guard(super().delete, key, key=key) is True
-
-    def has(self, key: str) -> bool:
-        return self._guard(super().has, key, key=key) is True
-
     @contextmanager
     def lock(self, key: str, timeout: float, wait: float) -> Iterator[bool]:
         """A Redis lock shared by every worker and host. ``timeout`` expires it if its holder
@@ -308,7 +303,7 @@ class FailOpenRedis:
             return sum(len(names) for _, names in self._names_by_node("*"))
 
 
-class RedisCache(FailOpenRedis, _RedisCache):
+class RedisCache(FailOpenMethods, FailOpenRedis, _RedisCache):
     """One Redis shared by every worker and host: ``CACHE_REDIS_URL``, or ``CACHE_REDIS_HOST``,
     ``_PORT``, ``_DB`` and ``_PASSWORD``, plus ``CACHE_OPTIONS`` for redis-py, as Flask-Caching
     reads them (except that a password next to a URL without one is used, not dropped)."""
@@ -330,7 +325,7 @@ class RedisCache(FailOpenRedis, _RedisCache):
         return cls._build(client, config, kwargs, hook)
 
 
-class RedisSentinelCache(FailOpenRedis, _RedisSentinelCache):
+class RedisSentinelCache(FailOpenMethods, FailOpenRedis, _RedisSentinelCache):
     """A master and its replicas watched by Sentinel: when the master fails, Sentinel promotes a
     replica and the client asks the sentinels where the master is now. Meanwhile the breaker
     answers from the database (BYPASS), and caching resumes on the new master by itself.
@@ -373,7 +368,8 @@ class _LazyCluster:
         """The client if it has been made (without making it)."""
         return self._client
 
-    def get(self) -> redis.RedisCluster:
+    def client(self) -> redis.RedisCluster:
+        """(Not ``get``: that name is redis-py's GET, reached through ``__getattr__``.)"""
         if self._client is None:
             with self._lock:
                 if self._client is None:
@@ -381,10 +377,10 @@ class _LazyCluster:
         return self._client
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.get(), name)
+        return getattr(self.client(), name)
 
 
-class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
+class RedisClusterCache(FailOpenMethods, FailOpenRedis, _RedisClusterCache):
     """Redis Cluster: keys spread over several primaries by slot. Every key of a tenant carries
     the tenant as a hash tag (``cache_keys``), so a poll's keys share a slot and its read stays
     one MGET to one node; listing visits every primary, and deletes go one DEL per slot."""
@@ -444,7 +440,7 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
         """One MGET when the keys share a slot (a poll's keys do); else one per slot, which
         is what an operator's listing across tenants needs. redis-py refuses a cross-slot MGET
         before sending anything, so trying costs the hot path nothing."""
-        client = self._read_client.get()
+        client = self._read_client.client()
         try:
             return client.mget(names)
         except RedisClusterException:
@@ -453,7 +449,7 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
             return client.mget_nonatomic(names)
 
     def _node_clients(self) -> list[Any]:
-        client = self._write_client.get()
+        client = self._write_client.client()
         return [client.get_redis_connection(node) for node in client.get_primaries()]
 
     def _run_advance(self, keys: list[str], arguments: list) -> bytes:
@@ -462,7 +458,7 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
         primary dies then holds every generation a write had answered for. (No reconciliation
         gate closes that window on a cluster; a replica that does not answer within
         ``REPLICA_WAIT_MS`` leaves it to the listener's catch-up.)"""
-        cluster = self._write_client.get()
+        cluster = self._write_client.client()
         owners = cluster.nodes_manager.slots_cache.get(cluster.keyslot(keys[0])) or []
         if len(owners) < 2:
             return super()._run_advance(keys, arguments)
@@ -488,7 +484,7 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
     def _run_ids(self) -> str:
         """Each primary's run_id, or ``down`` for one that does not answer (the listener then
         sees a new identity when it is back); raises only when none answers."""
-        cluster = self._write_client.get()
+        cluster = self._write_client.client()
         found, failure = [], None
         for node in cluster.get_primaries():
             try:
@@ -501,5 +497,5 @@ class RedisClusterCache(FailOpenRedis, _RedisClusterCache):
         if failure is not None and set(found) == {"down"}:
             raise failure
         if failure is not None:  # learn a promotion now, not on a request's next failure
-            self._write_client.get().nodes_manager.initialize(disconnect_startup_nodes_pools=False)
+            self._write_client.client().nodes_manager.initialize(disconnect_startup_nodes_pools=False)
         return ",".join(sorted(found))

@@ -93,7 +93,7 @@ def _outage_warnings(caplog):
 
 @pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
 def test_stopped_redis_is_bypassed_then_caching_resumes(make_app, server, caplog, debug):
-    caplog.set_level(logging.WARNING, logger="alignwork")
+    caplog.set_level(logging.INFO, logger="alignwork")
     app = _app(make_app, server, debug=debug)
     client = app.test_client()
     assert _get(client)[0] == "MISS"

@@ -61,5 +61,7 @@ def warm_one(tenant_id: str) -> str:
 def init_app(app) -> None:
     @app.shell_context_processor
     def _shell_context() -> dict[str, Any]:
-        return {"db": db, "cache": cache, "stats": StatsShell(),
+        # A function typed in the shell takes its ``__module__`` from this namespace, and
+        # ``@cache.memoize`` names its keys after it: without a ``__name__`` it fails.
+        return {"__name__": "__console__", "db": db, "cache": cache, "stats": StatsShell(),
                 **{name: getattr(models, name) for name in models.__all__}}
