@@ -38,7 +38,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     app.json.sort_keys = False
 
     from . import auth, commands, connections, cors, errors, http_metrics, metrics, security
-    from .blueprints import appointments, docs, health, operations, pages, patients, stats
+    from .blueprints import appointments, docs, health, operations, pages, patients, stats, tenant
     from .cache_backends import is_shared
     from .config import check_listener, default_cache_timeout
     from .extensions import api, cache, db, migrate
@@ -58,6 +58,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
 
     api.register_blueprint(patients.blp)
     api.register_blueprint(stats.blp)
+    api.register_blueprint(tenant.blp)
     api.register_blueprint(appointments.blp)
     api.register_blueprint(operations.blp)
     app.register_blueprint(health.bp)

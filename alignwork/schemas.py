@@ -170,3 +170,16 @@ class MegaStatsSchema(Schema):
     week = fields.Nested(CountsSchema)
     month = fields.Nested(CountsSchema)
     nextMonth = fields.Nested(CountsSchema)
+
+
+# -- tenant -------------------------------------------------------------------------------
+
+
+class TenantSchema(Schema):
+    """The tenant a token acts for, as a dashboard heads its page with it. The name is free text
+    (``Clínica São José``), which is why it travels in a body and never in a header."""
+
+    id = fields.String(dump_only=True, metadata={"description": "Tenant slug."})
+    name = fields.String(dump_only=True, metadata={"description": "The clinic's name, as given at creation."})
+    timezone = fields.String(dump_only=True, metadata={
+        "description": "The tenant's IANA time zone: mega-stats counts in it unless asked for another."})

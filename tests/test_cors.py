@@ -17,6 +17,7 @@ ALLOWED = "http://localhost:5173"
 OTHER = "http://localhost:5174"
 STATS = "/api/v1/appointments/mega-stats"
 METRICS = "/api/v1/appointments/cache-metrics"
+TENANT = "/api/v1/tenant"
 
 
 @pytest.fixture
@@ -46,6 +47,9 @@ TABLE = {
     "preflight GET, allowed origin": ("OPTIONS", STATS, ALLOWED, preflight("GET"), False, ALLOWED),
     "preflight POST with JSON, allowed origin": (
         "OPTIONS", "/api/v1/appointments", ALLOWED, preflight("POST", "authorization, content-type"), False, ALLOWED),
+    "preflight POST with an Idempotency-Key, allowed origin": (
+        "OPTIONS", "/api/v1/appointments", ALLOWED,
+        preflight("POST", "authorization, content-type, idempotency-key"), False, ALLOWED),
     "preflight PATCH, allowed origin": ("OPTIONS", "/api/v1/appointments/7", ALLOWED,
                                         preflight("PATCH", "Authorization,Content-Type"), False, ALLOWED),
     "preflight DELETE, allowed origin": ("OPTIONS", "/api/v1/appointments/7", ALLOWED, preflight("DELETE"),
@@ -85,6 +89,32 @@ def test_cors_table(cors_app, method, path, origin, extra, with_token, allow_ori
         assert response.status_code == (200 if with_token else 401)
         if with_token:
             assert response.headers["X-Cache"] in ("HIT", "MISS")
+
+
+def exposed(response) -> set[str]:
+    return {h.strip().lower() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
+
+
+def test_an_allowed_origin_reads_what_the_numbers_are_for_on_200_and_304(cors_app):
+    client = cors_app.test_client()
+    headers = {"Origin": ALLOWED, "Authorization": "Bearer " + token_for(cors_app, "acme")}
+    fresh = client.get(STATS + "?tz=Asia/Tokyo", headers=headers, auth=False)
+    again = client.get(STATS + "?tz=Asia/Tokyo", headers={**headers, "If-None-Match": fresh.headers["ETag"]},
+                       auth=False)
+    assert (fresh.status_code, again.status_code) == (200, 304)
+    for response in (fresh, again):
+        assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+        assert {"x-cache", "etag", "x-stats-zone", "x-stats-local-date"} <= exposed(response)
+        assert response.headers["X-Stats-Zone"] == "Asia/Tokyo"
+        assert response.headers["X-Stats-Local-Date"] == fresh.headers["X-Stats-Local-Date"]
+
+
+def test_an_allowed_origin_reads_the_tenant_and_the_replay_header(cors_app):
+    response = cors_app.test_client().get(TENANT, headers={
+        "Origin": ALLOWED, "Authorization": "Bearer " + token_for(cors_app, "acme")}, auth=False)
+    assert response.status_code == 200 and response.get_json()["id"] == "acme"
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "idempotent-replayed" in exposed(response)
 
 
 def test_preflight_grants_only_the_apis_methods(cors_app):

@@ -121,7 +121,7 @@ def _operations(app):
 OPERATIONS = [
     "GET /api/v1/patients", "POST /api/v1/patients",
     "GET /api/v1/appointments", "POST /api/v1/appointments",
-    "GET /api/v1/appointments/mega-stats",
+    "GET /api/v1/appointments/mega-stats", "GET /api/v1/tenant",
     "GET /api/v1/appointments/{appointment_id}", "PATCH /api/v1/appointments/{appointment_id}",
     "DELETE /api/v1/appointments/{appointment_id}",
     "GET /api/v1/appointments/cache-metrics", "GET /metrics",  # with the admin token

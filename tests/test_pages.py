@@ -49,6 +49,17 @@ def test_the_dashboard_has_a_cell_for_every_period_and_status(client):
     assert tags.find("input", id="token-input", type="password")
 
 
+def test_the_dashboard_has_room_for_the_clinic_and_what_its_numbers_are_for(client):
+    """The script fills these from the tenant endpoint and mega-stats' headers; until it does,
+    the page claims no zone and no date."""
+    tags = parse(client.get("/", auth=False))
+    assert tags.find("body")[0]["data-tenant-endpoint"] == "/api/v1/tenant"
+    fields = {attrs["data-field"]: (tag, attrs) for tag, attrs in tags.tags if "data-field" in attrs}
+    assert fields["clinic"][0] == "h1"
+    assert fields["local-date"][0] == "time" and "datetime" not in fields["local-date"][1]
+    assert "hidden" in fields["scope"][1] and "zone" in fields
+
+
 def test_the_operator_page_shows_every_cache_metric(client):
     tags = parse(client.get("/ops", auth=False))
     metrics = {attrs["data-metric"] for attrs in tags.find() if "data-metric" in attrs}

@@ -4,6 +4,11 @@ Its token is checked before the view without I/O (``tenancy.resolve_claims``); t
 that finishes the check arrives with the stats in one cache read, so a poll answered from the
 cache runs no SQL. Polls are conditional: the weak ``ETag`` names the exact body, and
 ``If-None-Match`` with it is answered ``304`` without a body.
+
+Every answer, 304 included, names the zone and the local date its numbers are for in headers
+(``X-Stats-Zone``, ``X-Stats-Local-Date``): the body stays the counts existing clients parse, and
+the date is the one of the entry served, which the client could not work out for itself at
+midnight.
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ _HEADERS = {
                 "schema": {"type": "string"}},
     "ETag": {"description": "Weak tag of the body; send it back in If-None-Match.", "schema": {"type": "string"}},
     "Age": {"description": "Seconds since a STALE body was computed.", "schema": {"type": "integer"}},
+    "X-Stats-Zone": {"description": "The IANA time zone the numbers are counted in: tz, else the tenant's.",
+                     "schema": {"type": "string", "example": "America/Recife"}},
+    "X-Stats-Local-Date": {"description": "The date in that zone the numbers are for: today's, and the "
+                                          "week and months around it.",
+                           "schema": {"type": "string", "format": "date", "example": "2026-12-01"}},
 }
 
 
@@ -34,7 +44,8 @@ _HEADERS = {
 class MegaStats(MethodView):
     @blp.arguments(StatsQuerySchema(), location="query")
     @blp.response(200, MegaStatsSchema, headers=_HEADERS)
-    @blp.alt_response(304, description="Not modified: the body named by If-None-Match is current.")
+    @blp.alt_response(304, description="Not modified: the body named by If-None-Match is current.",
+                      headers=_HEADERS)
     def get(self, args):
         """Confirmed and pending counts for today, this week (Sunday to Saturday), this month and
         next month, in ``tz`` (default: the tenant's time zone)."""
@@ -49,6 +60,8 @@ class MegaStats(MethodView):
             # The browser keeps the body but asks every time; a 304 costs no computation.
             "Cache-Control": "private, no-cache",
             "ETag": f'W/"{answer.entry.etag}"',
+            "X-Stats-Zone": snapshot.zone.key,
+            "X-Stats-Local-Date": snapshot.day.isoformat(),
         }
         if answer.outcome is stats_cache.Outcome.STALE:
             headers["Age"] = str(answer.age)

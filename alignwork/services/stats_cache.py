@@ -31,7 +31,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -95,6 +95,12 @@ class Snapshot:
     def current(self) -> bool:
         return self.entry is not None and self.generation is not None \
             and self.entry.generation == self.generation
+
+    @property
+    def day(self) -> date:
+        """The local date in ``zone`` the numbers are for: the entry served is the one of this
+        date, read or computed under this key, even if midnight passes while it is."""
+        return self.key.day
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,19 @@
  * The token comes from #token=… in the address (wall screens; then removed from the visible
  * address) or from the form, and is kept in sessionStorage: it never goes into a query string,
  * so it never reaches a server log, a proxy or a Referer. It is sent only to the API, by fetch.
+ *
+ * What a failed poll does depends on whose fault it is. 401 and 403 are the token's: the page
+ * asks for another. Any other 4xx is the request's (a ?tz= the API does not know, say): asking
+ * again would get the same answer, so the page says what the API said and waits for the input
+ * to change (another token, or another address). 5xx and network failures pass: the page keeps
+ * polling. It never claims numbers it does not have.
  */
 (function () {
   "use strict";
 
   var MIN_POLL_SECONDS = 1;
   var MAX_POLL_SECONDS = 300;
+  var PASSING = { 408: true, 429: true };  // 4xx that say "later", not "never"
 
   function pollSeconds(fallback) {
     // ?poll=N asks for another interval (demos, tests), within bounds.
@@ -54,13 +61,28 @@
     if (element) element.textContent = text;
   }
 
-  function setTime(name, when) {
+  /* A time of day as the reader should see it: in `zone` (an IANA name) when the page knows the
+   * zone its numbers are for, else in the browser's; the zone's short name always follows, so a
+   * time is never ambiguous. */
+  function clockTime(when, zone) {
+    var options = { hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" };
+    if (zone) options.timeZone = zone;
+    try {
+      return when.toLocaleTimeString([], options);
+    } catch (e) {  // a zone this browser's time zone data does not know yet
+      delete options.timeZone;
+      return when.toLocaleTimeString([], options);
+    }
+  }
+
+  function setTime(name, when, zone) {
     var element = field(name);
     if (!element) return;
     element.textContent = "";
     var time = document.createElement("time");
     time.dateTime = when.toISOString();
-    time.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    time.dataset.zone = zone || "";
+    time.textContent = clockTime(when, zone);
     element.appendChild(time);
   }
 
@@ -77,8 +99,31 @@
     return notModified ? meaning + ", unchanged" : meaning;
   }
 
-  /* Poll options.endpoint every interval with the token and call options.render(data) with each
-   * new body; render returns true when the numbers it shows changed. */
+  /* The API's own words for a refusal: the messages of the inputs at fault (its `errors`, one
+   * list per field), else its `message`. */
+  function apiProblem(payload) {
+    if (!payload || typeof payload !== "object") return "";
+    var errors = payload.errors;
+    var parts = [];
+    if (errors && typeof errors === "object") {
+      Object.keys(errors).forEach(function (name) {
+        var said = [].concat(errors[name]).filter(function (m) { return typeof m === "string"; });
+        if (said.length) parts.push(name + ": " + said.join(" "));
+      });
+    }
+    if (parts.length) return parts.join("; ");
+    return typeof payload.message === "string" ? payload.message : "";
+  }
+
+  /* Poll options.endpoint every interval with the token and call options.render(data, now) with
+   * each new body; render returns true when the numbers it shows changed. Optional:
+   * - options.query(): the query string to add to the endpoint;
+   * - options.answered(headers): called with the headers of every answer that carries numbers
+   *   (200 and 304), before the times are written;
+   * - options.timeZone(): the IANA zone the page's times are shown in (default: the browser's);
+   * - options.context = {endpoint, render(data)}: fetched with the token once per token, beside
+   *   the polls (a failure is tried again with the next poll; refusals are left to the polls).
+   */
   function start(options) {
     var body = document.body;
     var tokenKey = body.dataset.tokenKey;
@@ -93,9 +138,14 @@
     var etag = null;
     var timer = null;
     var inFlight = false;
+    var stopped = false;     // a 4xx refused this input: no more polls until it changes
+    var numbersOf = null;    // when the numbers on the page were answered; null: none shown
+    var contextOf = null;    // the token options.context was last shown for
 
     if (token) storage.set(tokenKey, token);
     setField("interval", "every " + seconds + " s");
+
+    function zone() { return options.timeZone ? options.timeZone() : undefined; }
 
     function setState(state) { body.dataset.state = state; }
 
@@ -105,9 +155,29 @@
       message.hidden = !text;
     }
 
+    // Times already on the page follow when the zone becomes known (or changes).
+    function retime() {
+      document.querySelectorAll("[data-field] > time[data-zone]").forEach(function (time) {
+        var now = zone() || "";
+        if (time.dataset.zone === now) return;
+        time.dataset.zone = now;
+        time.textContent = clockTime(new Date(time.dateTime), now);
+      });
+    }
+
+    function answered(headers) {
+      if (options.answered) options.answered(headers);
+      retime();
+    }
+
+    function whatIsShown() {
+      return numbersOf ? "Showing the numbers of " + clockTime(numbersOf, zone()) : "No numbers to show";
+    }
+
     function askForToken(why, refused) {
       token = null;
       etag = null;
+      stopped = false;
       storage.remove(tokenKey);
       reason.textContent = why;
       reason.className = refused ? "reason refused" : "reason";
@@ -127,69 +197,130 @@
       return response.json().catch(function () { return null; });
     }
 
+    function authorized() {
+      return { Authorization: "Bearer " + token, Accept: "application/json" };
+    }
+
+    function fetchContext() {
+      var context = options.context;
+      if (!context || !context.endpoint || contextOf === token) return;
+      var sentWith = token;
+      fetch(context.endpoint, { headers: authorized(), cache: "no-store" }).then(function (response) {
+        return response.ok ? readJson(response) : null;
+      }).then(function (payload) {
+        if (!payload || sentWith !== token) return;
+        contextOf = sentWith;
+        context.render(payload);
+        retime();
+      }).catch(function () { /* tried again with the next poll */ });
+    }
+
+    function stopAsked(response, payload) {
+      var said = apiProblem(payload);
+      stopped = true;
+      say("The server refused this request (" + response.status + ")" + (said ? ": " + said : ".") + " " +
+        whatIsShown() + "; not asking again until the address or the token changes.", "error");
+      setState("refused");
+    }
+
+    function failed(text) {
+      say(text + " " + whatIsShown() + "; trying again in " + seconds + " s.", "error");
+    }
+
     function poll() {
       window.clearTimeout(timer);
       if (!token) {
         askForToken("Paste a token to see the numbers.");
         return;
       }
-      if (inFlight) return;
+      if (inFlight || stopped) return;
       inFlight = true;
-      var headers = { Authorization: "Bearer " + token, Accept: "application/json" };
+      fetchContext();
+      var sentWith = token;
+      var headers = authorized();
       if (etag) headers["If-None-Match"] = etag;
       // no-store: the browser's own cache stays out of the way; this page does the revalidation.
       fetch(endpoint, { headers: headers, cache: "no-store" }).then(function (response) {
+        if (sentWith !== token) return;  // the token changed meanwhile: this answer is not for it
         var now = new Date();
-        setTime("checked", now);
-        setField("cache", describeCache(response.headers.get("X-Cache"), response.status === 304));
         if (response.status === 304) {
+          answered(response.headers);
+          setTime("checked", now, zone());
+          setField("cache", describeCache(response.headers.get("X-Cache"), true));
+          numbersOf = now;
           say("", "");
           setState("ok");
           return;
         }
         return readJson(response).then(function (payload) {
-          var text = payload && typeof payload.message === "string" ? payload.message : "";
+          if (sentWith !== token) return;
+          var said = apiProblem(payload);
+          var numbers = response.ok && payload !== null;
+          // What the numbers are for changes in the same task as the numbers: never one without
+          // the other.
+          if (numbers) answered(response.headers);
+          setTime("checked", now, zone());
+          setField("cache", describeCache(response.headers.get("X-Cache"), false));
           if (response.status === 401 || response.status === 403) {
-            askForToken((text || "The token was refused.") + " Paste a valid token.", true);
+            askForToken((said || "The token was refused.") + " Paste a valid token.", true);
             return;
           }
-          if (!response.ok || payload === null) {
-            say("The server answered " + response.status + (text ? ": " + text : "") +
-              ". Showing the last numbers; trying again in " + seconds + " s.", "error");
+          if (response.status >= 400 && response.status < 500 && !PASSING[response.status]) {
+            stopAsked(response, payload);
+            return;
+          }
+          if (!numbers) {
+            failed("The server answered " + response.status + (said ? ": " + said : "."));
             setState("error");
             return;
           }
           etag = response.headers.get("ETag");
+          numbersOf = now;
           say("", "");
-          if (options.render(payload, now)) setTime("changed", now);
+          if (options.render(payload, now)) setTime("changed", now, zone());
           setState("ok");
         });
       }).catch(function () {
-        say("Cannot reach the server. Showing the last numbers; trying again in " + seconds + " s.", "error");
+        if (sentWith !== token) return;
+        failed("Cannot reach the server.");
         setState("offline");
       }).then(function () {
         inFlight = false;
-        if (token) schedule();
+        if (!token || stopped) return;
+        if (sentWith !== token) poll(); else schedule();
       });
+    }
+
+    function useToken(given) {
+      window.clearTimeout(timer);
+      token = given;
+      etag = null;
+      stopped = false;
+      storage.set(tokenKey, token);
+      form.hidden = true;
+      changeButton.hidden = false;
+      say("", "");
+      setState("loading");
+      poll();
     }
 
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var pasted = input.value.trim().replace(/^Bearer\s+/i, "");
       if (!pasted) return;
-      token = pasted;
-      etag = null;
-      storage.set(tokenKey, token);
       input.value = "";
-      form.hidden = true;
-      changeButton.hidden = false;
-      setState("loading");
-      poll();
+      useToken(pasted);
     });
 
     changeButton.addEventListener("click", function () {
       window.clearTimeout(timer);
       askForToken("Paste another token.");
+    });
+
+    // A wall screen given another #token=… without reloading: the input changed.
+    window.addEventListener("hashchange", function () {
+      var given = takeTokenFromFragment();
+      if (given) useToken(given);
     });
 
     if (token) {

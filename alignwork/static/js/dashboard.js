@@ -1,4 +1,10 @@
-/* The clinic dashboard: mega-stats' confirmed and pending counts for four periods. */
+/* The clinic dashboard: mega-stats' confirmed and pending counts for four periods, headed by the
+ * clinic's name and by the zone and local date the numbers are for.
+ *
+ * The name comes from the tenant endpoint (it is free text, so no header can carry it); the zone
+ * and date come from the headers of each mega-stats answer, so they are those of the numbers
+ * shown, also across midnight, and never the browser's. Until an answer names them, none is shown.
+ */
 (function () {
   "use strict";
 
@@ -6,13 +12,46 @@
   var STATUSES = ["confirmed", "pending"];
   var shown = null;
   var format = new Intl.NumberFormat();
+  var statsZone = null;   // the zone of the numbers shown (X-Stats-Zone)
+  var clinicZone = null;  // the clinic's own, until the numbers name theirs
+  var pageTitle = document.title;
+
+  function field(name) {
+    return document.querySelector('[data-field="' + name + '"]');
+  }
 
   function zoneQuery() {
     // ?tz=Area/City counts in another zone than the clinic's own (the API checks it).
     var tz = new URLSearchParams(window.location.search).get("tz");
-    var label = document.querySelector('[data-field="zone"]');
-    if (label) label.textContent = tz ? "in " + tz : "";
     return tz ? "?tz=" + encodeURIComponent(tz) : "";
+  }
+
+  function longDate(iso) {
+    // A calendar date, not an instant: formatted in UTC so no zone can move it to another day.
+    var parts = iso.split("-").map(Number);
+    var noon = new Date(Date.UTC(parts[0], parts[1] - 1, parts[2], 12));
+    return new Intl.DateTimeFormat([], {
+      weekday: "long", year: "numeric", month: "long", day: "numeric", timeZone: "UTC"
+    }).format(noon);
+  }
+
+  function showScope(headers) {
+    var zone = headers.get("X-Stats-Zone");
+    var day = headers.get("X-Stats-Local-Date");
+    if (!zone || !/^\d{4}-\d{2}-\d{2}$/.test(day || "")) return;
+    statsZone = zone;
+    var date = field("local-date");
+    date.dateTime = day;
+    date.textContent = longDate(day);
+    field("zone").textContent = zone;
+    field("scope").hidden = false;
+  }
+
+  function showClinic(tenant) {
+    if (typeof tenant.name !== "string" || !tenant.name) return;
+    field("clinic").textContent = tenant.name;
+    document.title = tenant.name + " · " + pageTitle;
+    if (typeof tenant.timezone === "string") clinicZone = tenant.timezone;
   }
 
   function render(stats) {
@@ -32,5 +71,11 @@
     return changed;
   }
 
-  window.AlignWork.start({ render: render, query: zoneQuery });
+  window.AlignWork.start({
+    render: render,
+    query: zoneQuery,
+    answered: showScope,
+    timeZone: function () { return statsZone || clinicZone || undefined; },
+    context: { endpoint: document.body.dataset.tenantEndpoint, render: showClinic }
+  });
 }());
