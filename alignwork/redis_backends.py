@@ -149,11 +149,14 @@ class FailOpenRedis:
         return result
 
     def _trip(self, shard: str | None, exc: Exception) -> None:
+        """One warning per outage: the first shard to fail says so; more shards failing while
+        it lasts (a whole cluster away, node after node) are told at INFO."""
         with self._state_lock:
             first = shard not in self._down_until
+            outage_begins = not self._down_until
             self._down_until[shard] = time.monotonic() + self.backoff_seconds
         if first:
-            log.warning(
+            (log.warning if outage_begins else log.info)(
                 "Redis cache unavailable%s (%s: %s); serving from the database and retrying every "
                 "%.0f s.", f" on {shard}" if shard else "", type(exc).__name__, exc, self.backoff_seconds,
             )
@@ -292,9 +295,12 @@ class FailOpenRedis:
     def delete_matching(self, pattern: str) -> int:
         """Deletes in batches (and, on a cluster, one DEL per slot: redis-py splits them)."""
         with self._inspecting():
-            names = [name for _, node_names in self._names_by_node(pattern) for name in node_names]
-            for start in range(0, len(names), _DELETE_BATCH):
-                self._write_client.delete(*names[start:start + _DELETE_BATCH])
+            return self._delete_all(pattern)
+
+    def _delete_all(self, pattern: str) -> int:
+        names = [name for _, node_names in self._names_by_node(pattern) for name in node_names]
+        for start in range(0, len(names), _DELETE_BATCH):
+            self._write_client.delete(*names[start:start + _DELETE_BATCH])
         return len(names)
 
     def size(self) -> int:
@@ -435,6 +441,15 @@ class RedisClusterCache(FailOpenMethods, FailOpenRedis, _RedisClusterCache):
             return redis.RedisCluster(startup_nodes=nodes, **options)
 
         return cls._build(_LazyCluster(connect), config, kwargs)
+
+    def clear(self) -> bool:
+        """Every primary's keys under the prefix (Flask-Caching's asks one node for KEYS, and
+        leaves the other nodes' keys behind)."""
+        cleared = self._guard(self._delete_all, "*")
+        if cleared is _UNUSED:
+            self._count_lost_deletes(1)
+            return False
+        return True
 
     def _mget(self, names: list[str]) -> list[Any]:
         """One MGET when the keys share a slot (a poll's keys do); else one per slot, which
