@@ -1,6 +1,12 @@
 """gunicorn settings, read from the environment; command-line flags (-w, -b) still win.
 
     gunicorn -c gunicorn.conf.py wsgi:app
+
+The master builds the app once, here, before it listens: the cache it is configured with
+decides how many workers can share the work, and settings the app refuses stop gunicorn at
+once, in one line. (Left to the workers, a refusal would repeat forever: gunicorn replaces a
+worker that exits.) gunicorn reads this file again on a reload (HUP); see ``on_reload`` for
+settings refused then.
 """
 
 import multiprocessing
@@ -19,18 +25,54 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_MADE_HERE] = tempfile.mkdtemp(prefix="alignwork-metrics-")
 _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
+# The process that read this file last: the same process reading it again is a reload. (A new
+# master started by USR2 is a new process, and refuses as a first start does.)
+_READ_BY = "_ALIGNWORK_GUNICORN_MASTER"
+_reloading = os.environ.get(_READ_BY) == str(os.getpid())
+os.environ[_READ_BY] = str(os.getpid())
 
-def _cache_is_shared():
-    """Whether the app's configured cache is seen by every worker (None: the config is broken,
-    and each worker will say so when it refuses to start)."""
+
+def _remove_metrics_dir():
+    if os.environ.get(_MADE_HERE) == _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
+def _refuse(reason):
+    """Stop before serving, in one line."""
+    _remove_metrics_dir()
+    sys.exit(f"AlignWork refuses to start: {reason}")
+
+
+def _configured_cache():
+    """The app's cache type (resolved) and None, or None and why the app refuses its settings.
+
+    At start only a refused setting (ConfigurationError) is an answer: anything else is a bug
+    and shows its traceback. On a reload anything is kept, for on_reload to log with its
+    traceback: gunicorn ends the master when this file raises, and on a reload that would take
+    the serving workers with it."""
     from alignwork import create_app
-    from alignwork.cache_backends import is_shared
     from alignwork.config import ConfigurationError
 
     try:
-        return is_shared(create_app().config["CACHE_TYPE"])
-    except (ConfigurationError, RuntimeError):
-        return None
+        return create_app().config["CACHE_TYPE"], None
+    except ConfigurationError as exc:
+        return None, exc
+    except Exception as exc:
+        if not _reloading:
+            raise
+        return None, exc
+
+
+_cache_type, _refusal = _configured_cache()
+if _refusal is not None and not _reloading:
+    _refuse(_refusal)
+
+
+def _cache_is_shared():
+    """Whether the app's cache is seen by every worker (None: the settings are refused)."""
+    from alignwork.cache_backends import is_shared
+
+    return None if _cache_type is None else is_shared(_cache_type)
 
 
 _shared_cache = _cache_is_shared()
@@ -52,26 +94,60 @@ errorlog = "-"
 access_log_format = '%(h)s %(p)s "%(r)s" %(s)s %(b)s %(M)sms cache=%({x-cache}o)s'
 
 
-
 def on_starting(server):
     # Counters start from zero with each server, not from a previous run's files.
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     os.makedirs(_metrics_dir, exist_ok=True)
-    _check_per_worker_cache(server)
+    advice = _per_worker_cache_advice(server.cfg.workers)
+    if advice and _production():
+        if server.pidfile is not None:
+            server.pidfile.unlink()
+        _refuse(advice)
+    if advice:
+        server.log.warning(advice)
 
 
-def _check_per_worker_cache(server):
+def on_reload(server):
+    """A reload (HUP) with settings the app refuses must not stop a running server. gunicorn's
+    reload forks new workers with the new settings and stops the old ones at once; the new ones
+    cannot boot, and a worker that cannot boot halts gunicorn (WORKER_BOOT_ERROR, wsgi.py).
+    So a refused reload forks no workers: the running ones keep serving with the settings they
+    have, the master logs why, and the next HUP, once the setting is fixed, replaces them.
+    Until then a worker that has to be replaced (one that crashed, or timed out) cannot boot
+    either, and gunicorn stops, as it would have at start.
+
+    (After this hook reload() forks ``cfg.workers`` new workers, stops those beyond
+    ``num_workers``, then waits up to ``graceful_timeout`` for the old ones to go. They stay,
+    so the master takes that long before it handles its next signal.)"""
+    from alignwork.config import ConfigurationError
+
+    advice = _per_worker_cache_advice(server.cfg.workers)
+    refused = _refusal or (advice if _production() else None)
+    if refused is None:
+        if advice:
+            server.log.warning(advice)
+        return
+    bug = not isinstance(refused, (str, ConfigurationError))
+    server.log.error("AlignWork refuses the reloaded settings; the running workers keep serving with "
+                     "the settings they have: %s", refused, exc_info=refused if bug else None)
+    server.num_workers = len(server.WORKERS)
+    server.cfg.set("workers", 0)
+
+
+def _production():
+    return os.environ.get("ALIGNWORK_ENV") == "production"
+
+
+def _per_worker_cache_advice(workers):
     """Several workers with a per-process cache serve each other's stale numbers after a write
     (each sees only its own invalidations): refused in production, a loud warning otherwise."""
-    if server.cfg.workers < 2 or _shared_cache is not False:
-        return
-    advice = (f"CACHE_TYPE is a per-process cache with {server.cfg.workers} workers: after a write, "
-              "the other workers serve stale stats until their entries expire. Set "
-              "ALIGNWORK_CACHE_TYPE=RedisCache (and ALIGNWORK_CACHE_REDIS_URL), or run one worker "
-              "with threads (GUNICORN_WORKERS=1 GUNICORN_THREADS=4).")
-    if os.environ.get("ALIGNWORK_ENV") == "production":
-        sys.exit("AlignWork refuses to start: " + advice)
-    server.log.warning(advice)
+    if workers < 2 or _shared_cache is not False:
+        return None
+    kind = _cache_type.rsplit(".", 1)[-1]
+    return (f"CACHE_TYPE {kind} is a per-process cache with {workers} workers: after a write, "
+            "the other workers serve stale stats until their entries expire. Set "
+            "ALIGNWORK_CACHE_TYPE=RedisCache (and ALIGNWORK_CACHE_REDIS_URL), or run one worker "
+            "with threads (GUNICORN_WORKERS=1 GUNICORN_THREADS=4).")
 
 
 def post_worker_init(worker):
@@ -92,5 +168,4 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if os.environ.get(_MADE_HERE) == _metrics_dir:
-        shutil.rmtree(_metrics_dir, ignore_errors=True)
+    _remove_metrics_dir()

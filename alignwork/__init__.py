@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from .config import ENVIRONMENTS, database_url_from_env, environment_name
+from .config import ENVIRONMENTS, database_url_from_env, database_url_setting, environment_name
 
 INSTANCE_PATH_VARIABLE = "ALIGNWORK_INSTANCE_PATH"
 
@@ -21,32 +21,22 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     The instance folder (local settings, the SQLite database) is ``instance/`` beside the
     package unless ``instance_path`` or ``ALIGNWORK_INSTANCE_PATH`` names another: the tests
     give every app a private one, so a developer's ``instance/config.py`` never leaks into them.
-    """
-    instance_path = instance_path or os.environ.get(INSTANCE_PATH_VARIABLE) or None
-    if instance_path:
-        instance_path = os.path.abspath(instance_path)
-    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
-    os.makedirs(app.instance_path, exist_ok=True)
 
-    app.config.from_object(ENVIRONMENTS[environment_name()])
-    app.config.from_pyfile("config.py", silent=True)
-    if url := database_url_from_env():
-        app.config["SQLALCHEMY_DATABASE_URI"] = url
-    app.config.from_prefixed_env("ALIGNWORK")
-    app.config.update(config_overrides or {})
-    _finish_config(app)
+    A setting the app cannot work with raises ``ConfigurationError`` naming it, before anything
+    is bound. While the ``flask`` command loads the app, that ends the command in one line
+    instead of a traceback (``commands/refusals.py``).
+    """
+    from .commands.refusals import refused_settings_end_the_command
+
+    with refused_settings_end_the_command():
+        app = _configured_app(config_overrides, instance_path)
     app.json.sort_keys = False
 
     from . import auth, commands, connections, cors, errors, http_metrics, metrics, security
     from .blueprints import appointments, docs, health, operations, pages, patients, stats, tenant
-    from .cache_backends import is_shared
-    from .config import check_listener, default_cache_timeout
     from .extensions import api, cache, db, migrate
     from .services import generations, invalidation
 
-    if app.config["CACHE_DEFAULT_TIMEOUT"] is None:
-        app.config["CACHE_DEFAULT_TIMEOUT"] = default_cache_timeout(is_shared(app.config["CACHE_TYPE"]))
-    check_listener(app.config, is_shared(app.config["CACHE_TYPE"]))
     db.init_app(app)
     with app.app_context():
         for engine in db.engines.values():
@@ -76,16 +66,41 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     return app
 
 
-def _finish_config(app: Flask) -> None:
+def _configured_app(config_overrides: Mapping[str, Any] | None, instance_path: str | None) -> Flask:
+    """The app with its configuration layered and checked, nothing bound to it yet."""
+    instance_path = instance_path or os.environ.get(INSTANCE_PATH_VARIABLE) or None
+    if instance_path:
+        instance_path = os.path.abspath(instance_path)
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    app.config.from_object(ENVIRONMENTS[environment_name()])
+    app.config.from_pyfile("config.py", silent=True)
+    if url := database_url_from_env():
+        app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config.from_prefixed_env("ALIGNWORK")
+    app.config.update(config_overrides or {})
+    _finish_config(app, database_url_setting(config_overrides))
+    return app
+
+
+def _finish_config(app: Flask, database_setting: str) -> None:
+    from .cache_backends import is_shared
     from .cache_config import configure_cache
-    from .config import check_always, check_production, normalise_database_url
+    from .config import (check_always, check_database_url, check_listener, check_production,
+                         default_cache_timeout, normalise_database_url)
 
     uri = app.config.get("SQLALCHEMY_DATABASE_URI")
     if not uri:
         uri = "sqlite:///" + os.path.join(app.instance_path, "alignwork.sqlite")
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(uri)
     check_always(app.config)
+    check_database_url(app.config["SQLALCHEMY_DATABASE_URI"], database_setting)
     configure_cache(app.config)
+    shared = is_shared(app.config["CACHE_TYPE"])
+    if app.config["CACHE_DEFAULT_TIMEOUT"] is None:
+        app.config["CACHE_DEFAULT_TIMEOUT"] = default_cache_timeout(shared)
+    check_listener(app.config, shared)
     if environment_name() == "production":
         check_production(app.config)
     elif not app.config.get("SECRET_KEY"):

@@ -5,8 +5,9 @@ a URL silently wins over host and port, a password next to a URL is dropped. A d
 believes it talks to its password-protected Redis on database 3 then caches in another one, and
 nothing says so. Every cache setting is therefore checked here, once, before any backend is
 built, and a setting that cannot work is refused with one line naming it
-(``ConfigurationError``, which ``wsgi.py`` prints before exiting). The backends' factories
-(``cache_backends.py``) then read settings known to be complete and consistent.
+(``ConfigurationError``: gunicorn, ``wsgi.py`` and the ``flask`` command print that line and
+stop). The backends' factories (``cache_backends.py``) then read settings known to be complete
+and consistent.
 
 Connection keys (where the cache is) given for a type that does not read them are refused: they
 say the operator believes the app uses a cache it does not. This app's tuning keys
@@ -84,10 +85,14 @@ _NODE = re.compile(r"^\[?([^\s\[\]]+?)\]?:(\d+)$")
 def backend_name(cache_type: object) -> str:
     """The short name of a supported ``CACHE_TYPE`` given by short name or module path."""
     choices = ", ".join(BACKENDS)
-    if not isinstance(cache_type, str) or not cache_type:
-        # ALIGNWORK_CACHE_TYPE=null arrives as None: JSON null, not Flask-Caching 1's "null".
+    if cache_type is None or cache_type == "":
+        # ALIGNWORK_CACHE_TYPE=null arrives as None (the environment is read as JSON), so the
+        # refusal names what was written rather than Python's None.
+        empty = "empty (null)" if cache_type is None else "empty"
         raise ConfigurationError(
-            f"CACHE_TYPE must be one of {choices}, not {cache_type!r} (to switch caching off: NullCache).")
+            f"CACHE_TYPE is {empty}; use one of {choices} (NullCache switches caching off).")
+    if not isinstance(cache_type, str):
+        raise ConfigurationError(f"CACHE_TYPE must be the name of one of {choices}, not {cache_type!r}.")
     short = cache_type.rsplit(".", 1)[-1]
     if short in BACKENDS and cache_type in _accepted_paths(short):
         return short

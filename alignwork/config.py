@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 
 class Config:
@@ -183,13 +188,63 @@ def environment_name() -> str:
 
 
 def database_url_from_env() -> str | None:
-    """The deployment convention ``DATABASE_URL``, rewritten for the psycopg 3 driver."""
-    url = os.environ.get("DATABASE_URL")
-    return normalise_database_url(url) if url else None
+    """The deployment convention ``DATABASE_URL`` (the factory rewrites it for psycopg 3)."""
+    return os.environ.get("DATABASE_URL") or None
+
+
+def database_url_setting(config_overrides: Mapping[str, Any] | None = None) -> str:
+    """The setting the database URL came from, for messages: ``DATABASE_URL``, the deployment
+    convention, is its own variable; every other layer sets ``SQLALCHEMY_DATABASE_URI``."""
+    if "SQLALCHEMY_DATABASE_URI" in (config_overrides or {}) or \
+            "ALIGNWORK_SQLALCHEMY_DATABASE_URI" in os.environ:
+        return "SQLALCHEMY_DATABASE_URI"
+    return "DATABASE_URL" if os.environ.get("DATABASE_URL") else "SQLALCHEMY_DATABASE_URI"
 
 
 def normalise_database_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` URLs for psycopg 3 (SQLAlchemy's default is psycopg2).
+    Anything but a string is left as it is, for ``check_database_url`` to refuse."""
     for scheme in ("postgres://", "postgresql://"):
-        if url.startswith(scheme):
+        if isinstance(url, str) and url.startswith(scheme):
             return "postgresql+psycopg://" + url[len(scheme):]
     return url
+
+
+_DATABASE_URL_EXAMPLES = "postgresql://user:password@host:5432/name or sqlite:////path/to/file.sqlite"
+_PASSWORD = re.compile(r"(://[^/:@\s]*:)\S*@")
+
+
+def shown_url(url: object) -> str:
+    """A database URL fit for a message or a log: the password hidden, and the driver left out
+    (``postgresql://``, as the operator writes it, rather than the ``postgresql+psycopg://`` the
+    factory makes of it)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return _PASSWORD.sub(r"\1***@", str(url))
+    return parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=True)
+
+
+def check_database_url(url: object, setting: str) -> None:
+    """Refuse a URL SQLAlchemy cannot use at all, before an engine is built from it: one that
+    does not parse, or names a database type or driver this installation lacks. (A server that
+    cannot be reached is no refusal: the server starts without its database and serves its
+    cache; see ``commands/refusals.py`` for the ``flask`` commands, which cannot.)"""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigurationError(
+            f"{setting} is not a database URL: {shown_url(url)!r}; e.g. {_DATABASE_URL_EXAMPLES}.") from None
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigurationError(
+            f"{setting} names a database SQLAlchemy does not know, {parsed.get_backend_name()!r} "
+            f"({shown_url(url)}); e.g. {_DATABASE_URL_EXAMPLES}.") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        missing = f"no module {exc.name}" if exc.name else str(exc)
+        raise ConfigurationError(
+            f"{setting} ({shown_url(url)}) needs the {dialect.name}+{dialect.driver} driver, which is not "
+            f"installed ({missing}); install it, or use {_DATABASE_URL_EXAMPLES}.") from None

@@ -67,8 +67,11 @@ def test_sentinels_from_the_environment_become_address_pairs(monkeypatch):
     ({"CACHE_TYPE": "null"}, "CACHE_TYPE 'null' is a Flask-Caching 1 alias that Flask-Caching 2 no longer "
                              "accepts; use 'NullCache'."),
     ({"CACHE_TYPE": None},
-     "CACHE_TYPE must be one of NullCache, SimpleCache, RedisCache, RedisSentinelCache, "
-     "RedisClusterCache, not None (to switch caching off: NullCache)."),
+     "CACHE_TYPE is empty (null); use one of NullCache, SimpleCache, RedisCache, RedisSentinelCache, "
+     "RedisClusterCache (NullCache switches caching off)."),
+    ({"CACHE_TYPE": ""}, "CACHE_TYPE is empty; use one of NullCache, SimpleCache"),
+    ({"CACHE_TYPE": 5}, "CACHE_TYPE must be the name of one of NullCache, SimpleCache, RedisCache, "
+                        "RedisSentinelCache, RedisClusterCache, not 5."),
     ({"CACHE_TYPE": "flask_caching.backends.simplecache.RedisCache"}, "CACHE_TYPE must be one of"),
     ({"CACHE_TYPE": "SimpleCache", "CACHE_REDIS_URL": "redis://cache:6379/0"},
      "CACHE_REDIS_URL is only read by the Redis cache types, and CACHE_TYPE is SimpleCache."),
@@ -154,5 +157,5 @@ def test_wsgi_refuses_in_one_line_without_a_traceback(tmp_path):
                             text=True, timeout=60)
     assert result.returncode != 0
     assert result.stderr.splitlines() == [
-        "AlignWork refuses to start: CACHE_TYPE must be one of NullCache, SimpleCache, RedisCache, "
-        "RedisSentinelCache, RedisClusterCache, not None (to switch caching off: NullCache)."]
+        "AlignWork refuses to start: CACHE_TYPE is empty (null); use one of NullCache, SimpleCache, "
+        "RedisCache, RedisSentinelCache, RedisClusterCache (NullCache switches caching off)."]

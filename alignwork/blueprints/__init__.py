@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import request
 from flask_smorest import Blueprint
 from marshmallow import Schema
@@ -50,6 +52,22 @@ class ApiBlueprint(Blueprint):
         super().__init__(*args, **kwargs)
         self.before_request(scope)
         self.before_request(_require_json_body)
+
+    def _store_endpoint_docs(self, endpoint, obj, parameters, tags, **options):
+        """The views' docstrings are reStructuredText, as every docstring here, and become the
+        operations' summary and description, which Swagger UI renders as Markdown: ``x`` is
+        written `x` there (Markdown shows double backticks literally)."""
+        super()._store_endpoint_docs(endpoint, obj, parameters, tags, **options)
+        for doc in self._docs[endpoint].values():
+            if isinstance(doc, dict) and "docstring" in doc:
+                doc["docstring"] = {key: _markdown_code(text) for key, text in doc["docstring"].items()}
+
+
+_RST_LITERAL = re.compile(r"``(.+?)``", re.DOTALL)
+
+
+def _markdown_code(text: str) -> str:
+    return _RST_LITERAL.sub(r"`\1`", text)
 
 
 def _require_json_body():
