@@ -70,7 +70,7 @@ if _refusal is not None and not _reloading:
 
 def _cache_is_shared():
     """Whether the app's cache is seen by every worker (None: the settings are refused)."""
-    from alignwork.cache_backends import is_shared
+    from alignwork.cache.backend import is_shared
 
     return None if _cache_type is None else is_shared(_cache_type)
 

@@ -85,8 +85,8 @@ def _configured_app(config_overrides: Mapping[str, Any] | None, instance_path: s
 
 
 def _finish_config(app: Flask, database_setting: str) -> None:
-    from .cache_backends import is_shared
-    from .cache_config import configure_cache
+    from .cache.backend import is_shared
+    from .cache.settings import configure_cache
     from .config import (check_always, check_database_url, check_listener, check_production,
                          default_cache_timeout, normalise_database_url)
 

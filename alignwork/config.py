@@ -24,7 +24,7 @@ class Config:
 
     # Flask-Caching: NullCache, SimpleCache, RedisCache, RedisSentinelCache or RedisClusterCache,
     # with Flask-Caching's CACHE_REDIS_* keys (no default: RedisCache without any connects to
-    # localhost:6379). cache_config.py checks them and resolves the name to this app's backend.
+    # localhost:6379). cache/settings.py checks them and resolves the name to this app's backend.
     CACHE_TYPE = "SimpleCache"
     CACHE_KEY_PREFIX = "alignwork:"
     # The safety net under invalidation: the longest an entry (or tenant record) lives after a

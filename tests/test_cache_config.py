@@ -23,16 +23,19 @@ def app_with(**settings):
 
 
 @pytest.mark.parametrize("given,resolved", [
-    ("NullCache", "alignwork.cache_backends.NullCache"),
-    ("flask_caching.backends.nullcache.NullCache", "alignwork.cache_backends.NullCache"),
-    ("SimpleCache", "alignwork.cache_backends.SimpleCache"),
-    ("flask_caching.backends.SimpleCache", "alignwork.cache_backends.SimpleCache"),
-    ("RedisCache", "alignwork.redis_backends.RedisCache"),
-    ("flask_caching.backends.rediscache.RedisCache", "alignwork.redis_backends.RedisCache"),
-    ("RedisSentinelCache", "alignwork.redis_backends.RedisSentinelCache"),
-    ("flask_caching.backends.RedisSentinelCache", "alignwork.redis_backends.RedisSentinelCache"),
-    ("RedisClusterCache", "alignwork.redis_backends.RedisClusterCache"),
-    ("flask_caching.backends.rediscache.RedisClusterCache", "alignwork.redis_backends.RedisClusterCache"),
+    ("NullCache", "alignwork.cache.local.NullCache"),
+    ("flask_caching.backends.nullcache.NullCache", "alignwork.cache.local.NullCache"),
+    ("SimpleCache", "alignwork.cache.local.SimpleCache"),
+    ("flask_caching.backends.SimpleCache", "alignwork.cache.local.SimpleCache"),
+    ("RedisCache", "alignwork.cache.redis_backends.RedisCache"),
+    ("flask_caching.backends.rediscache.RedisCache", "alignwork.cache.redis_backends.RedisCache"),
+    ("RedisSentinelCache", "alignwork.cache.redis_backends.RedisSentinelCache"),
+    ("flask_caching.backends.RedisSentinelCache", "alignwork.cache.redis_backends.RedisSentinelCache"),
+    ("RedisClusterCache", "alignwork.cache.cluster.RedisClusterCache"),
+    ("flask_caching.backends.rediscache.RedisClusterCache", "alignwork.cache.cluster.RedisClusterCache"),
+    ("alignwork.cache.local.SimpleCache", "alignwork.cache.local.SimpleCache"),
+    ("alignwork.cache.redis_backends.RedisCache", "alignwork.cache.redis_backends.RedisCache"),
+    ("alignwork.cache.cluster.RedisClusterCache", "alignwork.cache.cluster.RedisClusterCache"),
 ])
 def test_each_type_is_accepted_by_short_name_and_path(given, resolved):
     extra = SENTINELS if "Sentinel" in given else CLUSTER if "Cluster" in given else {}
@@ -128,12 +131,30 @@ def test_sentinels_from_the_environment_become_address_pairs(monkeypatch):
     ({"CACHE_TYPE": "RedisCache", "CACHE_REDIS_CLUSTER": "10.0.0.5:7000"},
      "CACHE_REDIS_CLUSTER is not read by RedisCache: only RedisClusterCache reads it."),
     ({"CACHE_KEY_PREFIX": "alignwork:{prod}:"}, "CACHE_KEY_PREFIX must not contain '{' or '}'"),
+    ({"CACHE_TYPE": "alignwork.cache.redis_backends.RedisClusterCache", **CLUSTER},
+     "CACHE_TYPE must be one of"),
 ])
 def test_settings_that_cannot_work_are_refused_in_one_line(settings, message):
     with pytest.raises(ConfigurationError) as refused:
         app_with(**settings)
     assert str(refused.value).startswith(message)
     assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("old,new", [
+    ("alignwork.cache_backends.NullCache", "alignwork.cache.local.NullCache"),
+    ("alignwork.cache_backends.SimpleCache", "alignwork.cache.local.SimpleCache"),
+    ("alignwork.redis_backends.RedisCache", "alignwork.cache.redis_backends.RedisCache"),
+    ("alignwork.redis_backends.RedisSentinelCache", "alignwork.cache.redis_backends.RedisSentinelCache"),
+    ("alignwork.redis_backends.RedisClusterCache", "alignwork.cache.cluster.RedisClusterCache"),
+])
+def test_a_backend_path_of_an_earlier_release_is_refused_naming_the_new_one(monkeypatch, old, new):
+    monkeypatch.setenv("ALIGNWORK_CACHE_TYPE", old)
+    with pytest.raises(ConfigurationError) as refused:
+        app_with()
+    short = new.rsplit(".", 1)[1]
+    assert str(refused.value) == \
+        f"CACHE_TYPE {old!r} names a module that has moved; use {new!r} (or {short!r})."
 
 
 @pytest.mark.parametrize("settings", [

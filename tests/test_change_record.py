@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from alignwork.cache_keys import generation_key, tenant_record_key
+from alignwork.cache.keys import generation_key, tenant_record_key
 from alignwork.extensions import cache, db
 from alignwork.models import ChangeEpoch, TenantChange
 from alignwork.services import changes, generations, stats_cache

@@ -27,7 +27,7 @@ def test_defaults_use_sqlite_in_the_instance_folder_and_simplecache(monkeypatch)
     app = create_app({"TESTING": True})
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
     assert app.config["SQLALCHEMY_DATABASE_URI"].endswith("/instance/alignwork.sqlite")
-    assert app.config["CACHE_TYPE"] == "alignwork.cache_backends.SimpleCache"
+    assert app.config["CACHE_TYPE"] == "alignwork.cache.local.SimpleCache"
     assert app.config["CACHE_DEFAULT_TIMEOUT"] == 30  # per-process cache: other processes' writes never reach it
     assert app.config["CACHE_KEY_PREFIX"] == "alignwork:"
 

@@ -1,4 +1,5 @@
-"""The package's layers: services know nothing of the CLI or of HTTP requests, and no module
+"""The package's layers: services know nothing of the CLI or of HTTP requests, the cache's
+machinery (``alignwork/cache/``) knows nothing of services, blueprints or commands, and no module
 imports its way back to itself."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "alignwork"
 FORBIDDEN_IN_SERVICES = ("click", "flask.cli", "alignwork.commands", "alignwork.blueprints",
                          "flask.request", "flask.g")
+CACHE = "alignwork.cache"
+FORBIDDEN_IN_CACHE = ("alignwork.services", "alignwork.blueprints", "alignwork.commands")
 
 # Run in a fresh interpreter: record every import made *by a module of alignwork.services*
 # (Flask itself imports click, so what is loaded says nothing; who asked for it does).
@@ -112,6 +115,38 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+def _within(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == package or name.startswith(package + ".") for package in packages)
+
+
+def _reaching(graph: dict[str, set[str]], start: str, forbidden: tuple[str, ...]) -> list[str]:
+    """The modules under ``forbidden`` that ``start`` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for target in graph[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return sorted(name for name in seen if _within(name, forbidden))
+
+
+def test_the_cache_imports_no_service_blueprint_or_command():
+    """What is cached, and when it is fresh, is the services' business; the cache's room holds
+    settings, key names and backends, and reaches no service, blueprint or command, not even
+    through another module or behind a function-level import."""
+    modules = _modules()
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    room = [name for name in modules if _within(name, (CACHE,))]
+    assert len(room) > 5 and graph[f"{CACHE}.redis_backends"]  # the walk found the room's imports
+    offending = {name: found for name in room if (found := _reaching(graph, name, FORBIDDEN_IN_CACHE))}
+    assert offending == {}
+
+
+def test_the_reach_finder_follows_imports_through_other_modules():
+    graph = {"c.a": {"x"}, "x": {"s.y"}, "s.y": set(), "c.b": set()}
+    assert _reaching(graph, "c.a", ("s",)) == ["s.y"]
+    assert _reaching(graph, "c.b", ("s",)) == []
 
 
 def test_no_import_cycles_in_the_package():

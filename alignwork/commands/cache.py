@@ -16,7 +16,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from ..cache_backends import CacheUnavailable
+from ..cache.backend import CacheUnavailable
 from ..services import cache_inspection
 from ..services.exceptions import ServiceError
 from ..services.tenants import get_tenant

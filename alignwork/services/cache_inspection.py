@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 
 from .. import metrics
-from ..cache_backends import CacheUnavailable, StatsBackend
-from ..cache_keys import StatsKey, generation_key, generation_pattern, stats_pattern, tenant_record_pattern
+from ..cache.backend import CacheUnavailable, StatsBackend
+from ..cache.keys import StatsKey, generation_key, generation_pattern, stats_pattern, tenant_record_pattern
 from ..extensions import cache
 from ..periods import local_date
 from .generations import current

@@ -30,8 +30,8 @@ from dataclasses import astuple
 
 from flask import current_app
 
-from ..cache_backends import StatsBackend, format_generation, parse_generation
-from ..cache_keys import generation_key, tenant_record_key
+from ..cache.backend import StatsBackend, format_generation, parse_generation
+from ..cache.keys import generation_key, tenant_record_key
 from ..extensions import cache
 from . import changes
 from .changes import Change

@@ -15,7 +15,7 @@ starts, when its database connection comes back, when the epoch changes, and whe
 identity changes or the cache comes back from being unreachable (``StatsBackend.identity``,
 probed every tick): a restarted or promoted Redis may have lost generations that were written
 to its predecessor. A worker back from an outage asks for a catch-up too, and serves nothing
-from that server until one has finished (``redis_reconciliation``). A catch-up that finds the
+from that server until one has finished (``cache/reconciliation.py``). A catch-up that finds the
 cache up to date writes nothing.
 
 Polling rather than ``LISTEN``/``NOTIFY``: a tick is one small read, well within the 2-second
@@ -44,8 +44,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from .. import metrics
-from ..cache_backends import parse_generation
-from ..cache_keys import generation_key
+from ..cache.backend import parse_generation
+from ..cache.keys import generation_key
 from ..extensions import cache
 from . import changes, generations
 from .exceptions import DATABASE_ERRORS

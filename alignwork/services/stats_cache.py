@@ -1,7 +1,7 @@
 """Mega-stats served through the Flask-Caching ``cache``: one read per poll, one computation per
 change, and an answer even when the database is away.
 
-A poll reads three keys in one round trip (``cache_keys`` names them): the tenant record (what
+A poll reads three keys in one round trip (``cache/keys.py`` names them): the tenant record (what
 authentication needs), the tenant's generation and the stats entry for the requested zone and
 its local date. An entry is served while it was computed under the current generation
 (``generations.py``), the tenant's version in the database's change record. Every committed
@@ -20,8 +20,10 @@ Why not ``@cache.memoize``: its keys are hashes of the arguments plus a version 
 call (Flask-Caching 2.5 builds them internally and ignores a replaced ``make_cache_key``), so
 entries cannot be listed per tenant and a hit costs two round trips; its invalidations can be
 undone by a racing reader (the README says how); and it cannot say whether a call was a hit, hold
-a lock around the computation, or tell a miss from a cache outage. The same ``cache`` object is
-used here directly.
+a lock around the computation, or tell a miss from a cache outage (on Redis it fails open,
+``cache/fail_open.py``: an outage looks like a miss, where a poll must answer BYPASS). The same
+``cache`` object is used here directly, through the ``StatsBackend`` methods its backends add
+(``cache/backend.py``).
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 
 from .. import metrics
-from ..cache_backends import StatsBackend
-from ..cache_keys import StatsKey, generation_key, lock_key
+from ..cache.backend import StatsBackend
+from ..cache.keys import StatsKey, generation_key, lock_key
 from ..extensions import cache, db
 from ..periods import local_date, parse_timezone
 from . import generations, tenants

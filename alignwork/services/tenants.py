@@ -19,7 +19,7 @@ from datetime import timezone as dt_timezone
 from flask import current_app
 from sqlalchemy import select
 
-from ..cache_keys import tenant_record_key
+from ..cache.keys import tenant_record_key
 from ..extensions import cache, db
 from ..models import DEFAULT_TIMEZONE, TENANT_ID_PATTERN, Tenant
 from ..periods import InvalidTimezone, parse_timezone

@@ -19,8 +19,10 @@ call while backing off:
 A delete that an outage swallows leaves the old value in Redis, to be read again once Redis is
 back: such deletes are counted, and the breaker reports the count when the outage ends.
 
-Mixed in before the backend's ``FailOpenRedis``, so the ``super()`` calls here reach
-Flask-Caching's and cachelib's plain operations, and ``FailOpenRedis`` keeps its own.
+Mixed in before the backend's ``RedisStatsBackend`` (``redis_backends.py``), so the ``super()``
+calls here reach Flask-Caching's and cachelib's plain operations, and ``RedisStatsBackend``'s
+``store``, ``force_store`` and ``create`` reach them directly too, not these wrappers (an
+invalidation's ``force_store`` ignores the back-off).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from typing import Any
 
 
 class FailOpenMethods:
-    """Needs ``_guard(operation, *args, key=...)`` and its ``_UNUSED`` marker (``_unused``), and
-    ``_count_lost_deletes(n)``, from the breaker."""
+    """Needs ``_guard(operation, *args, key=...)`` and its ``UNUSED`` marker (``_unused``), and
+    ``_count_lost_deletes(n)``, from the breaker (``breaker.py``)."""
 
     _unused: object
 

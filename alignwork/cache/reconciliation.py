@@ -30,8 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .cache_keys import RECONCILE_REQUESTED as REQUESTED
-from .cache_keys import RECONCILED
+from .keys import RECONCILE_REQUESTED as REQUESTED
+from .keys import RECONCILED
 
 log = logging.getLogger(__name__)
 

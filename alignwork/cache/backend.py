@@ -1,0 +1,106 @@
+"""What the stats cache needs of a backend beyond Flask-Caching's get and set: ``StatsBackend``.
+
+``CACHE_TYPE`` names one of Flask-Caching's backends (``settings.py`` checks the settings and
+resolves the name to this app's subclass of it), so ``cache.cache`` is always a ``StatsBackend``:
+the one interface ``services/stats_cache.py`` and ``services/tenants.py`` use. It adds to
+Flask-Caching's backends
+
+- reads and writes that *say* when the cache could not be used (``fetch`` returns None,
+  ``store`` False) instead of looking like a miss, so a request can answer BYPASS;
+- ``force_store``: one attempt even while backing off, for invalidations;
+- ``advance``: a tenant's generation and record written together, only if the generation is
+  newer than the one held (atomic: a Lua script in Redis, a lock in process);
+- ``identity``: what the listener watches to learn that the cache it writes to was replaced
+  (a restart, a failover) or came back, and must be reconciled with the database;
+- a ``lock`` per key (one computation per cold key);
+- listing and deleting by pattern with remaining TTLs, for operators (``CacheUnavailable``
+  when the cache cannot be read: an empty listing would be a lie).
+
+This module holds the interface and the generation format; the in-process backends
+(``NullCache``, ``SimpleCache``) are in ``local.py``, the Redis ones in ``redis_backends.py`` (one
+server, Sentinel) and ``cluster.py``.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from werkzeug.utils import import_string
+
+
+def is_shared(cache_type: str) -> bool:
+    """Whether a resolved ``CACHE_TYPE`` is the same for every process (see ``shared``)."""
+    return import_string(cache_type).shared
+
+
+def format_generation(epoch: str, version: int) -> str:
+    """A generation as the cache holds it: ``<epoch>:<version>`` (``services/generations.py``)."""
+    return f"{epoch}:{version}"
+
+
+def parse_generation(value: object) -> tuple[str, int] | None:
+    """The epoch and version of a stored generation (bytes from Redis, where the script writes
+    it raw); None for none, or for a value of an older release (a random token)."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if not isinstance(value, str):
+        return None
+    epoch, _, version = value.rpartition(":")
+    return (epoch, int(version)) if epoch and version.isdigit() else None
+
+
+class CacheUnavailable(RuntimeError):
+    """An operator's inspection could not reach the cache."""
+
+
+class StatsBackend(Protocol):
+    """What this app asks of a cache backend, beyond Flask-Caching's own methods."""
+
+    #: True when every process sees the same entries (Redis, and NullCache, which holds none);
+    #: False for a per-process cache, which other processes' writes and ``flask`` cannot reach.
+    shared: bool
+
+    def fetch(self, *keys: str, ungated: bool = False) -> list[Any] | None:
+        """The values (None where absent) in one round trip, or None if the cache was not used.
+        ``ungated``: read even while waiting for a reconciliation (the listener's compare)."""
+
+    def store(self, key: str, value: Any, timeout: float) -> bool:
+        """Whether the value was stored (False: the cache was not used)."""
+
+    def force_store(self, key: str, value: Any, timeout: float) -> bool:
+        """``store``, attempted even while backing off after a failure."""
+
+    def create(self, key: str, value: Any, timeout: float) -> bool | None:
+        """Store only if absent: True if stored, False if present, None if not used."""
+
+    def lock(self, key: str, timeout: float, wait: float) -> AbstractContextManager[bool]:
+        """Hold the lock named ``key``; yields whether it was had within ``wait`` seconds."""
+
+    def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
+                record: tuple | None, generation_ttl: float, record_ttl: float) -> str | None:
+        """Unless the cache holds this epoch's generation at ``version`` or later, store
+        ``epoch:version`` and the record (None: delete it), atomically. Returns the generation
+        now held, or None if the cache was not used. Attempted even while backing off."""
+
+    def identity(self) -> str | None:
+        """Names the server(s) holding the keys, changing when one is replaced (restart,
+        failover); None while unreachable."""
+
+    def reconcile_requested(self) -> int | None:
+        """How many reconciliations workers have asked for (``reconciliation.py``); None where
+        none is ever asked (a per-process cache, a cluster) or the cache is away."""
+
+    def mark_reconciled(self, identity: str, number: int) -> None:
+        """Say the server ``identity`` names was reconciled up to request ``number``."""
+
+    def keys_with_ttl(self, pattern: str) -> list[tuple[str, float | None]]:
+        """Live keys matching the glob and seconds left (None: no expiry)."""
+
+    def stored_key(self, key: str) -> str:
+        """The key as the cache holds it (with the prefix)."""
+
+    def delete_matching(self, pattern: str) -> int: ...
+
+    def size(self) -> int:
+        """Keys this app holds (entries, generations, records, locks)."""
