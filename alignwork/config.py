@@ -46,6 +46,9 @@ class Config:
 
     # Longest a request waits for another one computing the same stats before computing itself.
     STATS_LOCK_WAIT_SECONDS = 5.0
+    # In the last this many seconds before a zone's local midnight, polls compute the entries
+    # their keys need after it (services/midnight.py); 0 switches that off.
+    STATS_PRECOMPUTE_SECONDS = 600
 
     # Signs the API tokens. Production refuses to start without one of at least 32 bytes.
     SECRET_KEY: str | None = None
@@ -138,6 +141,10 @@ def check_always(config) -> None:
     for old, new in _REPLACED.items():
         if old in config:
             raise ConfigurationError(f"{old} is no longer read; use {new}.")
+    window = config.get("STATS_PRECOMPUTE_SECONDS")
+    if isinstance(window, bool) or not isinstance(window, int) or not (window == 0 or 120 <= window <= 3600):
+        raise ConfigurationError(
+            f"STATS_PRECOMPUTE_SECONDS must be 0 (off) or whole seconds from 120 to 3600, not {window!r}.")
     for name in ("CACHE_DEFAULT_TIMEOUT", "CACHE_STALE_SECONDS"):
         value = config.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):

@@ -49,6 +49,13 @@ STATS_COMPUTATIONS = Histogram(
     "alignwork_stats_computation_seconds", "Time to compute one tenant's stats from the database.",
     buckets=_FAST,
 )
+STATS_PRECOMPUTED = Counter(
+    "alignwork_stats_precomputed_total",
+    "Entries computed before their zone's local midnight, for the next day (services/midnight.py).",
+)
+STATS_PRECOMPUTED_HITS = Counter(
+    "alignwork_stats_precomputed_hits_total", "Polls answered from an entry computed before midnight.",
+)
 DB_STATEMENTS = Counter(
     "alignwork_db_statements_total", "SQL statements sent to the database (a cached poll sends none).",
 )
@@ -152,6 +159,8 @@ def cache_summary(cache_size: int | None) -> dict:
         "total_requests": total,
         "hit_rate": round(hits / total, 4) if total else None,
         "computations": int(samples.get(("alignwork_stats_computation_seconds_count", ()), 0)),
+        "precomputed": int(samples.get(("alignwork_stats_precomputed_total", ()), 0)),
+        "precomputed_hits": int(samples.get(("alignwork_stats_precomputed_hits_total", ()), 0)),
         "db_statements": int(samples.get(("alignwork_db_statements_total", ()), 0)),
         "avg_hit_time_ms": average_ms("HIT"),
         "avg_miss_time_ms": average_ms("MISS"),

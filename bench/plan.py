@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-SCENARIOS = ("hit", "miss", "stampede", "outage", "growth", "profile", "fleet", "latency")
+SCENARIOS = ("hit", "miss", "stampede", "outage", "growth", "profile", "fleet", "latency", "midnight")
 DATABASES = ("sqlite", "postgresql")
 CACHES = ("simple", "redis", "cluster")  # cluster: RedisClusterCache on three private primaries
 WORKER_CLASSES = ("sync", "gthread")
@@ -46,6 +46,7 @@ class Plan:
     fleet_read_seconds: int = 60  # measured without writes, after a warm-up round
     fleet_write_seconds: int = 90  # with writes, then one more interval of polling
     fleet_write_every: int = 300  # seconds between writes of one tenant, on average
+    midnight_tenants: int = 200  # per app, in the midnight scenario (two apps side by side)
     ratio_tenants: tuple[int, int] = (10, 1000)  # the same poll load spread over few and many
     ratio_rate: float = 20.0  # polls per second
     ratio_seconds: int = 15  # per measurement; ``repeats`` alternated pairs

@@ -14,7 +14,7 @@ from sqlalchemy import event, insert, text
 
 from alignwork.extensions import cache, db
 from alignwork.models import Tenant
-from alignwork.services import appointments, stats_cache
+from alignwork.services import appointments, stats_cache, stats_entries
 from alignwork.services.exceptions import Conflict
 from tests.conftest import Builder, count_statements, utc
 
@@ -104,14 +104,14 @@ def test_a_due_entry_is_refreshed_by_one_poll_while_the_others_are_served(make_a
     build.tenant("acme")
     client = app.test_client()
     assert stats(client)[0] == "MISS"
-    real, computing = stats_cache.compute_stats, threading.Event()
+    real, computing = stats_entries.compute_stats, threading.Event()
 
     def slow(*args):
         computing.set()
         time.sleep(0.5)
         return real(*args)
 
-    monkeypatch.setattr(stats_cache, "compute_stats", slow)
+    monkeypatch.setattr(stats_entries, "compute_stats", slow)
     with time_machine.travel(datetime.now() + timedelta(seconds=61), tick=True):
         refresher = threading.Thread(target=lambda: results.append(stats(client)))
         results: list = []
@@ -247,7 +247,8 @@ def test_a_failed_write_does_not_invalidate(cached_app, client, acme):
 
 @pytest.mark.parametrize("zone", ["America/Recife", "Asia/Tokyo"])
 def test_entries_roll_over_at_local_midnight(make_app, cache_backend, zone):
-    app = make_app(cache=cache_backend, CACHE_DEFAULT_TIMEOUT=3600)
+    """Keys carry the local date (with pre-computation off: test_midnight has it on)."""
+    app = make_app(cache=cache_backend, CACHE_DEFAULT_TIMEOUT=3600, STATS_PRECOMPUTE_SECONDS=0)
     build = Builder(app)
     build.tenant("acme", timezone=zone)
     tz = ZoneInfo(zone)
@@ -394,7 +395,7 @@ def test_counts_read_before_a_racing_write_are_never_served_after_it(cached_app,
     """The generation is taken before the database: a computation that read its counts just
     before a write committed stores them under the generation that write retired."""
     patient = acme.patient("acme")
-    real = stats_cache.compute_stats
+    real = stats_entries.compute_stats
     raced = []
 
     def compute_then_write(*args):
@@ -403,7 +404,7 @@ def test_counts_read_before_a_racing_write_are_never_served_after_it(cached_app,
             raced.append(acme.appointments("acme", [(_soon(), "confirmed")], patient_id=patient))
         return counts
 
-    monkeypatch.setattr(stats_cache, "compute_stats", compute_then_write)
+    monkeypatch.setattr(stats_entries, "compute_stats", compute_then_write)
     outcome, stale = stats(client)
     assert outcome == "MISS" and stale["today"]["confirmed"] == 0
     outcome, fresh = stats(client)

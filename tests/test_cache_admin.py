@@ -169,8 +169,8 @@ def test_warm_exits_non_zero_when_the_cache_is_unreachable(make_app):
 def test_stats_prints_the_metrics(warmed):
     metrics = dict(line.split("\t") for line in cli(warmed, "stats"))
     assert set(metrics) == {"hits", "misses", "bypasses", "stale", "total_requests", "hit_rate",
-                            "computations", "db_statements", "avg_hit_time_ms", "avg_miss_time_ms",
-                            "cache_size", "listener_running", "listener_connected", "listener_leading",
+                            "computations", "precomputed", "precomputed_hits", "db_statements",
+                            "avg_hit_time_ms", "avg_miss_time_ms", "cache_size", "listener_running", "listener_connected", "listener_leading",
                             "listener_changes_applied", "listener_avg_lag_ms",
                             "listener_last_applied_seconds_ago"}
     assert int(metrics["misses"]) >= 3 and int(metrics["computations"]) >= 3

@@ -128,7 +128,7 @@ def test_the_local_date_is_the_day_of_the_entry_served(app, clock):
     assert (late.status_code, late.headers[LOCAL_DATE]) == (304, "2026-05-13")
     clock.move_to(utc(2026, 5, 14, 3, 0, 1))  # 00:00:01 on Thursday
     after = get(app, etag=before.headers["ETag"])
-    assert (after.status_code, after.headers["X-Cache"]) == (200, "MISS")
+    assert after.status_code == 200  # computed now, or just before midnight (test_midnight)
     assert after.headers[LOCAL_DATE] == "2026-05-14"
     assert after.get_json()["today"] == {"confirmed": 0, "pending": 0}
 

@@ -26,6 +26,9 @@ class CacheMetricsSchema(Schema):
     total_requests = fields.Integer()
     hit_rate = fields.Float(allow_none=True)
     computations = fields.Integer()
+    precomputed = fields.Integer(metadata={"description": "entries computed before their zone's midnight, "
+                                                          "for the next day"})
+    precomputed_hits = fields.Integer(metadata={"description": "polls answered from such an entry"})
     db_statements = fields.Integer()
     avg_hit_time_ms = fields.Float(allow_none=True)
     avg_miss_time_ms = fields.Float(allow_none=True)

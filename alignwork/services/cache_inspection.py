@@ -19,7 +19,7 @@ from ..cache.keys import StatsKey, generation_key, generation_pattern, stats_pat
 from ..extensions import cache
 from ..periods import local_date
 from .generations import current
-from .stats_cache import Entry, record_size
+from .stats_entries import Entry, record_size
 
 
 def _backend() -> StatsBackend:

@@ -29,8 +29,6 @@ a lock around the computation, or tell a miss from a cache outage (on Redis it f
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
 import time
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
@@ -43,9 +41,9 @@ from ..cache.backend import StatsBackend
 from ..cache.keys import StatsKey, generation_key, lock_key
 from ..extensions import cache, db
 from ..periods import local_date, parse_timezone
-from . import generations, tenants
+from . import generations, midnight, stats_entries, tenants
 from .exceptions import DATABASE_ERRORS, is_transient
-from .stats import Stats, compute_stats
+from .stats_entries import Entry
 
 LOCK_POLL_SECONDS = 0.01
 LOCK_RETRY_EVERY = 10  # polls: waiters look for the value often, try the lock seldom
@@ -56,29 +54,6 @@ class Outcome(str, enum.Enum):
     MISS = "MISS"  # computed and stored
     BYPASS = "BYPASS"  # computed; the cache could not be used
     STALE = "STALE"  # the database could not be read: the last stored numbers
-
-
-@dataclass(frozen=True)
-class Entry:
-    """What a stats key holds. ``etag`` digests the tenant, zone, date and body, so it changes
-    whenever the body would and never matches another tenant's, zone's or day's."""
-
-    generation: str
-    stored_at: float  # epoch seconds
-    etag: str
-    body: bytes  # the JSON sent to the client, encoded once when computed
-
-    def as_stored(self) -> tuple:
-        return (self.generation, self.stored_at, self.etag, self.body)
-
-    @classmethod
-    def from_stored(cls, value: object) -> Entry | None:
-        if isinstance(value, tuple) and len(value) == 4:
-            return cls(*value)
-        return None  # absent, or written by an older release
-
-    def counts(self) -> Stats:
-        return json.loads(self.body)
 
 
 @dataclass(frozen=True)
@@ -180,6 +155,9 @@ def answer(snapshot: Snapshot, if_none_match=None) -> Answer:
     started = time.perf_counter()
     outcome, entry = _resolve(snapshot)
     metrics.record_lookup(outcome.value, time.perf_counter() - started)
+    if outcome is Outcome.HIT and entry.precomputed:
+        metrics.STATS_PRECOMPUTED_HITS.inc()
+    _prepare_tomorrow(snapshot)
     matches = if_none_match is not None and if_none_match.contains_weak(entry.etag)
     return Answer(outcome, entry, bool(matches))
 
@@ -286,21 +264,16 @@ def _lookup(tenant_id: str, key: str) -> tuple[str | None, Entry | None] | None:
 
 def _compute_and_store(snapshot: Snapshot, generation: str | None) -> tuple[Outcome, Entry]:
     """Compute; store under ``generation`` (None: the cache is not in use)."""
-    key = snapshot.key
-    with metrics.timed_computation():
-        counts = compute_stats(key.tenant_id, snapshot.zone, key.day)
-    body = json.dumps(counts, separators=(",", ":")).encode() + b"\n"
-    etag = hashlib.blake2b(f"{key}\n".encode() + body, digest_size=12).hexdigest()
-    entry = Entry(generation or "", time.time(), etag, body)
+    entry = stats_entries.compute(snapshot.key, snapshot.zone, generation)
     if generation is None:
         return Outcome.BYPASS, entry
-    timeout = int(_config("CACHE_DEFAULT_TIMEOUT") + _config("CACHE_STALE_SECONDS"))
-    stored = _backend().store(str(key), entry.as_stored(), timeout)
-    record_size()
-    return (Outcome.MISS if stored else Outcome.BYPASS), entry
+    return (Outcome.MISS if stats_entries.store(snapshot.key, entry) else Outcome.BYPASS), entry
 
 
-def record_size() -> None:
-    backend = _backend()
-    if not backend.shared:
-        metrics.CACHE_ENTRIES.set(backend.size())
+def _prepare_tomorrow(snapshot: Snapshot) -> None:
+    """After the answer: tomorrow's entry, if the key's moment before midnight has come. A
+    failure is not the poll's: the next poll tries again."""
+    try:
+        midnight.prepare(snapshot, datetime.now(timezone.utc))
+    except DATABASE_ERRORS:
+        db.session.rollback()
