@@ -21,6 +21,9 @@ class Config:
     # Filled in by the factory with an absolute path inside the instance folder.
     SQLALCHEMY_DATABASE_URI: str | None = None
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # PostgreSQL ends a transaction of the app's left idle this long (connections.py): a COMMIT
+    # lost on its way then holds its locks and Idempotency-Key no longer. 0: not set (PgBouncer).
+    DATABASE_IDLE_TRANSACTION_SECONDS = 30
 
     # Flask-Caching: NullCache, SimpleCache, RedisCache, RedisSentinelCache or RedisClusterCache,
     # with Flask-Caching's CACHE_REDIS_* keys (no default: RedisCache without any connects to
@@ -141,6 +144,10 @@ def check_always(config) -> None:
     for old, new in _REPLACED.items():
         if old in config:
             raise ConfigurationError(f"{old} is no longer read; use {new}.")
+    idle = config.get("DATABASE_IDLE_TRANSACTION_SECONDS")
+    if isinstance(idle, bool) or not isinstance(idle, int) or idle < 0:
+        raise ConfigurationError(
+            f"DATABASE_IDLE_TRANSACTION_SECONDS must be whole seconds, 0 for none, not {idle!r}.")
     window = config.get("STATS_PRECOMPUTE_SECONDS")
     if isinstance(window, bool) or not isinstance(window, int) or not (window == 0 or 120 <= window <= 3600):
         raise ConfigurationError(

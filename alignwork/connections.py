@@ -7,7 +7,8 @@ SQLite refuse what PostgreSQL refuses. Migrations turn them off for their own ru
 ``migrations/env.py``).
 
 On PostgreSQL, a transaction left idle is ended by the server after
-``IDLE_IN_TRANSACTION_SECONDS``. A COMMIT lost on its way (the client gone, the server never
+``DATABASE_IDLE_TRANSACTION_SECONDS`` (0: never; a pooler such as PgBouncer that refuses the
+``options`` startup parameter needs 0, and the bound set on the server instead). A COMMIT lost on its way (the client gone, the server never
 told) would otherwise leave its transaction open, holding its row locks and its
 ``Idempotency-Key``, until the server noticed the dead client (hours, with default
 keepalives); a retry with the key is answered 409 until then. No request of the app's holds a
@@ -23,8 +24,6 @@ from sqlalchemy import event
 
 from .extensions import db
 
-IDLE_IN_TRANSACTION_SECONDS = 30
-
 
 def _enforce_foreign_keys(dbapi_connection, connection_record) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
@@ -33,11 +32,14 @@ def _enforce_foreign_keys(dbapi_connection, connection_record) -> None:
         cursor.close()
 
 
-def _bound_idle_transactions(dialect, connection_record, cargs, cparams) -> None:
-    """A startup option of the connection, not a ``SET`` after it: no extra round trip, and no
-    statement of its own on the wire."""
-    setting = f"-c idle_in_transaction_session_timeout={int(IDLE_IN_TRANSACTION_SECONDS * 1000)}"
-    cparams["options"] = f"{cparams['options']} {setting}" if cparams.get("options") else setting
+def _bounding_idle_transactions(seconds: int):
+    def bound(dialect, connection_record, cargs, cparams) -> None:
+        """A startup option of the connection, not a ``SET`` after it: no extra round trip, and
+        no statement of its own on the wire."""
+        setting = f"-c idle_in_transaction_session_timeout={seconds * 1000}"
+        cparams["options"] = f"{cparams['options']} {setting}" if cparams.get("options") else setting
+
+    return bound
 
 
 def init_app(app: Flask) -> None:
@@ -45,5 +47,6 @@ def init_app(app: Flask) -> None:
         for engine in db.engines.values():
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _enforce_foreign_keys)
-            elif engine.dialect.name == "postgresql":
-                event.listen(engine, "do_connect", _bound_idle_transactions)
+            elif engine.dialect.name == "postgresql" and app.config["DATABASE_IDLE_TRANSACTION_SECONDS"]:
+                event.listen(engine, "do_connect",
+                             _bounding_idle_transactions(app.config["DATABASE_IDLE_TRANSACTION_SECONDS"]))

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alignwork.extensions import db
 from alignwork.models import Appointment, IdempotencyKey, Patient
 from alignwork.services import idempotency
-from tests.conftest import PG_URL, token_for
+from tests.conftest import PG_URL, Builder, token_for
 from tests.tcp_proxy import Proxy
 
 APPOINTMENTS = "/api/v1/appointments"
@@ -143,8 +143,6 @@ def test_a_key_in_flight_is_a_409_on_postgresql(make_app):
     """Another transaction holds the key (its request is being processed, or its COMMIT never
     arrived): told at once, with Retry-After, not made to wait."""
     app = make_app(database="postgresql")
-    from tests.conftest import Builder
-
     build = Builder(app)
     build.tenant("acme")
     patient = build.patient("acme")
@@ -184,58 +182,62 @@ def test_twelve_concurrent_sends_of_one_key_make_one_row(app, acme):
     assert rows(app) == 1
 
 
-def test_a_retry_after_a_lost_commit_acknowledgement_is_replayed(make_app):
+@pytest.fixture
+def behind_proxy(make_app):
+    """Two apps of one deployment on PostgreSQL: ``direct`` (which made the schema and acme),
+    and ``app``, whose connections pass through a TCP proxy that can lose a reply."""
+    direct = make_app(database="postgresql", shared_as="deployment")
+    Builder(direct).tenant("acme")
+    proxy = Proxy(("127.0.0.1", int(re.search(r":(\d+)/", PG_URL)[1])))
+    through_proxy = PG_URL.replace(re.search(r"@([^/]+)/", PG_URL)[1], f"127.0.0.1:{proxy.port}")
+    app = make_app(database="postgresql", shared_as="deployment", create_schema=False,
+                   SQLALCHEMY_DATABASE_URI=through_proxy)
+    yield direct, app, proxy
+    proxy.stop()
+
+
+def test_a_retry_after_a_lost_commit_acknowledgement_is_replayed(behind_proxy):
     """The COMMIT reaches PostgreSQL, its answer never reaches the app: the client is told 503
     (retry with the key), and the retry finds the committed key and replays the 201."""
-    first = make_app(database="postgresql", shared_as="deployment")
-    from tests.conftest import Builder
-
-    build = Builder(first)
-    build.tenant("acme")
-    patient = build.patient("acme")
-    proxy = Proxy(("127.0.0.1", int(re.search(r":(\d+)/", PG_URL)[1])))
-    through_proxy = PG_URL.replace(re.search(r"@([^/]+)/", PG_URL)[1], f"127.0.0.1:{proxy.port}")
-    app = make_app(database="postgresql", shared_as="deployment", create_schema=False,
-                   SQLALCHEMY_DATABASE_URI=through_proxy)
+    direct, app, proxy = behind_proxy
+    patient = Builder(direct).patient("acme")
     client = app.test_client()
-    try:
-        assert client.get(f"{APPOINTMENTS}?tenantId=acme").status_code == 200  # a pooled connection
-        cut = proxy.lose_reply_after(b"COMMIT")
-        lost = post(client, APPOINTMENTS, booking(patient), "lost-ack")
-        assert cut.is_set()
-        assert lost.status_code == 503
-        assert "same Idempotency-Key is safe" in lost.get_json()["message"]
-        assert rows(first) == 1  # committed all the same
-        retried = post(client, APPOINTMENTS, booking(patient), "lost-ack")
-        assert retried.status_code == 201 and retried.headers["Idempotent-Replayed"] == "true"
-        assert rows(first) == 1
-    finally:
-        proxy.stop()
+    assert client.get(f"{APPOINTMENTS}?tenantId=acme").status_code == 200  # a pooled connection
+    cut = proxy.lose_reply_after(b"COMMIT")
+    lost = post(client, APPOINTMENTS, booking(patient), "lost-ack")
+    assert cut.is_set()
+    assert lost.status_code == 503
+    assert "same Idempotency-Key is safe" in lost.get_json()["message"]
+    assert rows(direct) == 1  # committed all the same
+    retried = post(client, APPOINTMENTS, booking(patient), "lost-ack")
+    assert retried.status_code == 201 and retried.headers["Idempotent-Replayed"] == "true"
+    assert rows(direct) == 1
 
 
-def test_the_503_of_a_post_without_a_key_says_a_retry_may_repeat_it(make_app):
-    first = make_app(database="postgresql", shared_as="deployment")
-    from tests.conftest import Builder
-
-    Builder(first).tenant("acme")
-    proxy = Proxy(("127.0.0.1", int(re.search(r":(\d+)/", PG_URL)[1])))
-    through_proxy = PG_URL.replace(re.search(r"@([^/]+)/", PG_URL)[1], f"127.0.0.1:{proxy.port}")
-    app = make_app(database="postgresql", shared_as="deployment", create_schema=False,
-                   SQLALCHEMY_DATABASE_URI=through_proxy)
+def test_the_503_of_a_post_without_a_key_says_a_retry_may_repeat_it(behind_proxy):
+    _, app, proxy = behind_proxy
     client = app.test_client()
-    try:
-        assert client.get(f"{PATIENTS}?tenantId=acme").status_code == 200
-        proxy.lose_reply_after(b"COMMIT")
-        lost = post(client, PATIENTS, {"tenantId": "acme", "name": "Ana"})
-        assert lost.status_code == 503 and "send an Idempotency-Key" in lost.get_json()["message"]
-    finally:
-        proxy.stop()
+    assert client.get(f"{PATIENTS}?tenantId=acme").status_code == 200
+    proxy.lose_reply_after(b"COMMIT")
+    lost = post(client, PATIENTS, {"tenantId": "acme", "name": "Ana"})
+    assert lost.status_code == 503 and "send an Idempotency-Key" in lost.get_json()["message"]
 
 
 def test_app_connections_bound_an_orphaned_transaction(make_app):
     app = make_app(database="postgresql")
     with app.app_context():
         assert db.session.execute(sa.text("SHOW idle_in_transaction_session_timeout")).scalar_one() == "30s"
+    unbound = make_app(database="postgresql", DATABASE_IDLE_TRANSACTION_SECONDS=0)  # behind PgBouncer
+    with unbound.app_context():
+        assert db.session.execute(sa.text("SHOW idle_in_transaction_session_timeout")).scalar_one() == "0"
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "30"])
+def test_an_idle_transaction_bound_that_cannot_work_is_refused(make_app, value):
+    from alignwork.config import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="DATABASE_IDLE_TRANSACTION_SECONDS"):
+        make_app(DATABASE_IDLE_TRANSACTION_SECONDS=value)
 
 
 def _stored(app, key, age):
@@ -280,8 +282,6 @@ def test_the_openapi_document_names_the_header(client):
 
 def test_sqlite_never_reuses_a_deleted_appointments_id(make_app):
     app = make_app(database="sqlite")
-    from tests.conftest import Builder
-
     build = Builder(app)
     build.tenant("acme")
     patient = build.patient("acme")

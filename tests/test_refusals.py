@@ -1,4 +1,4 @@
-"""Settings the app refuses stop the process in plain words (issue 17).
+"""Settings the app refuses stop the process in plain words.
 
 gunicorn exits at once in one line, instead of forking workers that refuse, forever; a reload
 (HUP) with a refused setting leaves the running server serving; every ``flask`` command, and
@@ -335,7 +335,7 @@ def test_a_bug_keeps_its_traceback(stopped):
     assert "Traceback" in result.output and "no such table: tenants" in result.output
 
 
-# -- the slips found with the refusals -----------------------------------------------------------
+# -- the messages that name what they refuse, and code in the API docs -----------------------
 
 
 def test_the_openapi_document_has_no_restructuredtext_literals(make_app):

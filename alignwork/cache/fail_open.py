@@ -46,7 +46,9 @@ class FailOpenMethods:
     def get_many(self, *keys: str) -> list[Any]:
         if not keys:
             return []
-        return self.fetch(*keys) or [None] * len(keys)
+        # Ungated: a user's values are read as Flask-Caching reads them, also while the stats
+        # wait for a catch-up after an outage (memoize reads its versions here).
+        return self.fetch(*keys, ungated=True) or [None] * len(keys)
 
     def set(self, key: str, value: Any, timeout: Any = None) -> bool:
         return self._fail_open(False, super().set, key, value, timeout, key=key) is True

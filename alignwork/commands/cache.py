@@ -16,7 +16,6 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from ..cache.backend import CacheUnavailable
 from ..services import cache_inspection
 from ..services.exceptions import ServiceError
 from ..services.tenants import get_tenant
@@ -29,7 +28,7 @@ class _CacheGroup(AppGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except CacheUnavailable as exc:
+        except cache_inspection.CacheUnavailable as exc:
             raise click.ClickException(f"cache unavailable: {exc}") from exc
 
 

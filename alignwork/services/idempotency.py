@@ -42,7 +42,8 @@ def hold(tenant_id: str, key: str) -> bool:
     at once, instead of waiting on the row until the first commits (or, after a COMMIT lost on
     the way, until the server ends the orphaned transaction). SQLite runs one write transaction
     at a time, so a second request waits for the first and then finds its key (``store``
-    refuses a duplicate)."""
+    refuses a duplicate). That relies on pysqlite beginning a transaction at the first write,
+    not at the first read (its default, which the app keeps): ``find`` reads outside one."""
     if db.session.get_bind().dialect.name != "postgresql":
         return True
     return bool(db.session.execute(_HOLD, {"tenant_id": tenant_id, "key": key}).scalar_one())

@@ -25,6 +25,8 @@ generation, so the first polls after midnight are hits.
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -37,11 +39,16 @@ from ..cache.keys import StatsKey, generation_key, lock_key
 from ..extensions import cache
 from ..periods import day_start
 from . import generations, stats_entries
+from .exceptions import DATABASE_ERRORS
 from .stats_entries import Entry
 
 #: Moments end this long before midnight: two polls of a dashboard polling every 30 s.
 MARGIN_SECONDS = 60
 MEMO_SIZE = 100_000
+REST_SECONDS = 30
+
+log = logging.getLogger(__name__)
+_resting_until = 0.0
 
 _prepared: dict[str, str] = {}  # tomorrow's key -> the generation it was prepared under
 
@@ -80,30 +87,35 @@ def window() -> float:
     return seconds if seconds >= 2 * MARGIN_SECONDS else 0
 
 
-def prepare(snapshot, now: datetime) -> bool:
-    """Compute and store tomorrow's entry for the snapshot's key (``stats_cache.Snapshot``) if
-    its moment has come and it is not there yet; whether this call computed it."""
-    if not snapshot.cache_used or snapshot.generation is None:
-        return False
-    tomorrow = due(snapshot.key, snapshot.zone, now, window())
-    if tomorrow is None or _prepared.get(str(tomorrow)) == snapshot.generation:
-        return False
+def prepare(key: StatsKey, zone: ZoneInfo, generation: str | None, now: datetime) -> bool:
+    """Compute and store tomorrow's entry for ``key`` (a key a poll has just been answered for,
+    under ``generation``) if its moment has come and it is not there yet; whether this call computed it. After a
+    database failure here, this process rests ``REST_SECONDS``: a poll answered from the cache
+    while the database is down must not try it again and again."""
+    global _resting_until
+    tomorrow = due(key, zone, now, window())
+    if tomorrow is None or time.monotonic() < _resting_until or _prepared.get(str(tomorrow)) == generation:
+        return False  # (``generation``: the one the poll read; prepared under it already, no read)
     backend = cache.cache
     name = str(tomorrow)
+    values = backend.fetch(generation_key(tomorrow.tenant_id), name)
+    generation = generations.current(values[0]) if values is not None else None
+    if generation is None or _prepared.get(name) == generation:
+        return False
+    computed = False
     with backend.lock(lock_key(name), timeout=10, wait=0) as acquired:
-        if not acquired:
-            return False  # another request is preparing it
-        values = backend.fetch(generation_key(tomorrow.tenant_id), name)
-        if values is None:
-            return False
-        generation = generations.current(values[0])
-        if generation is None:
-            return False
         held = Entry.from_stored(values[1])
-        computed = held is None or held.generation != generation
-        if computed:
-            stats_entries.store(tomorrow, stats_entries.compute(tomorrow, snapshot.zone, generation, precomputed=True))
-            metrics.STATS_PRECOMPUTED.inc()
+        if acquired and (held is None or held.generation != generation):  # else: another has it, or does
+            try:
+                entry = stats_entries.compute(tomorrow, zone, generation, precomputed=True)
+            except DATABASE_ERRORS:
+                _resting_until = time.monotonic() + REST_SECONDS
+                log.warning("could not compute tomorrow's entries before midnight (database unavailable); "
+                            "trying again in %d s", REST_SECONDS)
+                raise
+            computed = stats_entries.store(tomorrow, entry)
+            if computed:
+                metrics.STATS_PRECOMPUTED.inc()
     if len(_prepared) >= MEMO_SIZE:
         _prepared.clear()
     _prepared[name] = generation

@@ -157,7 +157,8 @@ def answer(snapshot: Snapshot, if_none_match=None) -> Answer:
     metrics.record_lookup(outcome.value, time.perf_counter() - started)
     if outcome is Outcome.HIT and entry.precomputed:
         metrics.STATS_PRECOMPUTED_HITS.inc()
-    _prepare_tomorrow(snapshot)
+    if outcome in (Outcome.HIT, Outcome.MISS):  # the cache is there, and the database was not needed or answered
+        _prepare_tomorrow(snapshot)
     matches = if_none_match is not None and if_none_match.contains_weak(entry.etag)
     return Answer(outcome, entry, bool(matches))
 
@@ -274,6 +275,6 @@ def _prepare_tomorrow(snapshot: Snapshot) -> None:
     """After the answer: tomorrow's entry, if the key's moment before midnight has come. A
     failure is not the poll's: the next poll tries again."""
     try:
-        midnight.prepare(snapshot, datetime.now(timezone.utc))
+        midnight.prepare(snapshot.key, snapshot.zone, snapshot.generation, datetime.now(timezone.utc))
     except DATABASE_ERRORS:
         db.session.rollback()

@@ -33,7 +33,10 @@ class Entry:
     precomputed: bool = False
 
     def as_stored(self) -> tuple:
-        return (self.generation, self.stored_at, self.etag, self.body, self.precomputed)
+        """Four fields as before, five only for a pre-computed entry: workers of the previous
+        release, during a rolling deploy, read the entries the new ones compute on demand."""
+        fields = (self.generation, self.stored_at, self.etag, self.body)
+        return (*fields, True) if self.precomputed else fields
 
     @classmethod
     def from_stored(cls, value: object) -> Entry | None:

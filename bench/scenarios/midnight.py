@@ -10,8 +10,10 @@ lets run (``tick=True``): midnight is simulated, the polling and its latencies a
 window is shortened to 150 s (the default is 600) so a run takes minutes.
 
 Reported per app: MISS per 5 s around midnight, the share of each dashboard's first poll after
-midnight that was a MISS, p50/p99 latency in the minute before and the 30 s after, and how the
-pre-computations spread over the window (the largest share of them in one tenth of it).
+midnight that was a MISS, p50/p99 latency in the 30 s after midnight against the polls before the
+window opens (steady state, no pre-computation among them), and how the pre-computations spread
+over the window (the largest share of them in one tenth of the keys' moments' span). The two
+apps share this process and the database: each one's load is part of the other's latency.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from . import MEGA_STATS, Context
 SCENARIO = "9 midnight"
 ZONE = "America/Sao_Paulo"
 WINDOW = 150
-BEFORE, AFTER = 60.0, 30.0  # seconds of polls compared on each side of midnight
+LEAD = 40  # seconds of polling before the window opens: the "before" sample, no pre-computation in it
+AFTER = 30.0  # seconds of polls after midnight compared with it
 SEED = 9
 
 
@@ -57,12 +60,9 @@ class _App:
         from alignwork import create_app
 
         settings = {"SQLALCHEMY_DATABASE_URI": ctx.main.url, "SECRET_KEY": ctx.stack.secret_key,
-                    "CACHE_DEFAULT_TIMEOUT": 900, "STATS_PRECOMPUTE_SECONDS": precompute}
-        if "redis" in ctx.plan.caches:
-            settings.update(CACHE_TYPE="RedisCache", CACHE_REDIS_URL=ctx.plan.redis_url,
-                            CACHE_KEY_PREFIX=f"{ctx.stack.key_prefix}{label}:")
-        else:
-            settings.update(CACHE_TYPE="SimpleCache")
+                    "STATS_PRECOMPUTE_SECONDS": precompute}
+        settings.update(CACHE_TYPE="RedisCache", CACHE_REDIS_URL=ctx.plan.redis_url,
+                        CACHE_KEY_PREFIX=f"{ctx.stack.key_prefix}{label}:")
         self.label = label
         self.app = create_app(settings)
         self.dashboards = self._tenants(tenants)
@@ -106,7 +106,7 @@ def _analyse(polls, started_mono: float, started_sim: datetime, midnight: dateti
         return (started_sim + timedelta(seconds=mono - started_mono) - midnight).total_seconds()
 
     answered = [(at(p.sent), p) for p in polls if p.answered]
-    before = [p.ms for t, p in answered if -BEFORE <= t < 0]
+    before = [p.ms for t, p in answered if -WINDOW - LEAD + 5 <= t < -WINDOW]
     after = [p.ms for t, p in answered if 0 <= t < AFTER]
     first_after: dict[str, str] = {}
     for t, p in sorted(answered, key=lambda item: item[0]):
@@ -125,13 +125,17 @@ def _analyse(polls, started_mono: float, started_sim: datetime, midnight: dateti
     }
 
 
-def _spread(samples: list[tuple[float, float]], midnight_at: float) -> float:
-    """The largest share of pre-computations made in one tenth of the window."""
+def _spread(samples: list[tuple[float, float]]) -> float:
+    """The largest share of pre-computations made in one tenth of the keys' moments' span,
+    ``[-WINDOW, -MARGIN_SECONDS)`` (a poll comes up to 30 s after its key's moment)."""
+    from alignwork.services.midnight import MARGIN_SECONDS
+
+    span = WINDOW - MARGIN_SECONDS
     tenths = [0.0] * 10
     previous = None
     for seconds, value in samples:
         if previous is not None and value > previous[1]:
-            tenth = int((seconds - (midnight_at - WINDOW)) / WINDOW * 10)
+            tenth = int((seconds + WINDOW) / span * 10)
             tenths[min(max(tenth, 0), 9)] += value - previous[1]
         previous = (seconds, value)
     total = sum(tenths)
@@ -142,12 +146,16 @@ def run(ctx: Context) -> None:
     if ctx.plan.quick:
         ctx.report.notes.append("Scenario 9 (midnight) polls for about four minutes; skipped with --quick.")
         return
+    if "redis" not in ctx.plan.caches:
+        ctx.report.notes.append("Scenario 9 (midnight) needs Redis (a per-process cache pre-computes nothing); "
+                                "skipped.")
+        return
     from alignwork import metrics
 
     tenants = ctx.plan.midnight_tenants
     on, off = _App(ctx, "on", tenants, WINDOW), _App(ctx, "off", tenants, 0)  # set up on the real clock
     midnight = _midnight()
-    started_sim = midnight - timedelta(seconds=WINDOW + 40)
+    started_sim = midnight - timedelta(seconds=WINDOW + LEAD)
     with time_machine.travel(started_sim, tick=True), on, off:
         started_mono = time.monotonic()
         fleets = {app.label: Fleet(app.url, MEGA_STATS, app.dashboards, 30.0, 3.0, random.Random(SEED))
@@ -181,7 +189,7 @@ def run(ctx: Context) -> None:
     ctx.report.add(SCENARIO, label, "p99 after / p99 before midnight (switched off)",
                    percentile(off_r["after"], 0.99) / percentile(off_r["before"], 0.99), "×")
     ctx.report.add(SCENARIO, label, "largest share of pre-computations in one tenth of the window",
-                   _spread(samples, 0.0) * 100, "%", target=("<=", 20.0))
+                   _spread(samples) * 100, "%", target=("<=", 20.0))
     lines = ["| seconds from midnight | MISS / polls (pre-computed) | MISS / polls (switched off) |",
              "| --- | --- | --- |"]
     for start in sorted(set(on_r["buckets"]) | set(off_r["buckets"])):
