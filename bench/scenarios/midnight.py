@@ -35,7 +35,9 @@ from . import MEGA_STATS, Context
 SCENARIO = "9 midnight"
 ZONE = "America/Sao_Paulo"
 WINDOW = 150
-LEAD = 40  # seconds of polling before the window opens: the "before" sample, no pre-computation in it
+# Seconds of polling before the window opens: a first round of every dashboard (unconditional),
+# then the "before" sample, conditional polls in a steady state with no pre-computation among them.
+LEAD, SAMPLE = 75, 40
 AFTER = 30.0  # seconds of polls after midnight compared with it
 SEED = 9
 
@@ -106,7 +108,7 @@ def _analyse(polls, started_mono: float, started_sim: datetime, midnight: dateti
         return (started_sim + timedelta(seconds=mono - started_mono) - midnight).total_seconds()
 
     answered = [(at(p.sent), p) for p in polls if p.answered]
-    before = [p.ms for t, p in answered if -WINDOW - LEAD + 5 <= t < -WINDOW]
+    before = [p.ms for t, p in answered if -WINDOW - SAMPLE <= t < -WINDOW]
     after = [p.ms for t, p in answered if 0 <= t < AFTER]
     first_after: dict[str, str] = {}
     for t, p in sorted(answered, key=lambda item: item[0]):
@@ -126,11 +128,12 @@ def _analyse(polls, started_mono: float, started_sim: datetime, midnight: dateti
 
 
 def _spread(samples: list[tuple[float, float]]) -> float:
-    """The largest share of pre-computations made in one tenth of the keys' moments' span,
-    ``[-WINDOW, -MARGIN_SECONDS)`` (a poll comes up to 30 s after its key's moment)."""
+    """The largest share of pre-computations made in one tenth of the span they can fall in:
+    the keys' moments lie in ``[-WINDOW, -MARGIN_SECONDS)``, and a key's poll comes up to one
+    interval (30 s) after its moment. Spread evenly, a tenth holds about 10 %."""
     from alignwork.services.midnight import MARGIN_SECONDS
 
-    span = WINDOW - MARGIN_SECONDS
+    span = WINDOW - MARGIN_SECONDS + 30
     tenths = [0.0] * 10
     previous = None
     for seconds, value in samples:
