@@ -191,7 +191,7 @@ def run(ctx: Context) -> None:
                    target=("<=", 1.5))
     ctx.report.add(SCENARIO, label, "p99 after / p99 before midnight (switched off)",
                    percentile(off_r["after"], 0.99) / percentile(off_r["before"], 0.99), "×")
-    ctx.report.add(SCENARIO, label, "largest share of pre-computations in one tenth of the window",
+    ctx.report.add(SCENARIO, label, "largest share of pre-computations in one tenth of their span",
                    _spread(samples) * 100, "%", target=("<=", 20.0))
     lines = ["| seconds from midnight | MISS / polls (pre-computed) | MISS / polls (switched off) |",
              "| --- | --- | --- |"]
