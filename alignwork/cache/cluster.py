@@ -106,13 +106,10 @@ class RedisClusterCache(FailOpenMethods, RedisStatsBackend, _RedisClusterCache):
 
         return cls._build(_LazyCluster(connect), config, kwargs)
 
-    def clear(self) -> bool:
+    def _clear_all(self) -> bool:
         """Every primary's keys under the prefix (Flask-Caching's asks one node for KEYS, and
-        leaves the other nodes' keys behind)."""
-        cleared = self._guard(self._delete_all, "*")
-        if cleared is UNUSED:
-            self._count_lost_deletes(1)
-            return False
+        leaves the other nodes' keys behind); failing open is ``FailOpenMethods.clear``'s."""
+        self._delete_all("*")
         return True
 
     def _mget(self, names: list[str]) -> list[Any]:
