@@ -16,7 +16,7 @@ from flask_caching.backends.rediscache import RedisClusterCache as _RedisCluster
 from redis.cluster import ClusterNode
 from redis.exceptions import RedisClusterException
 
-from .breaker import REDIS_ERRORS, UNUSED
+from .breaker import REDIS_ERRORS
 from .fail_open import FailOpenMethods
 from .redis_backends import ADVANCE_SCRIPT, RedisStatsBackend, client_settings
 
