@@ -155,7 +155,7 @@ def post_worker_init(worker):
     brings every committed change to the cache, and the next worker forked takes over from one
     that died. gunicorn has no periodic hook in the master and reaps children it did not fork
     as workers, so a thread in the workers is the supervised place for it."""
-    from alignwork.services import listener
+    from alignwork.services.changes import listener
 
     if hasattr(worker.wsgi, "config"):  # the app (a benchmark may serve something else)
         listener.start(worker.wsgi)

@@ -35,7 +35,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     from . import auth, commands, connections, cors, errors, http_metrics, metrics, security
     from .blueprints import appointments, docs, health, operations, pages, patients, stats, tenant
     from .extensions import api, cache, db, migrate
-    from .services import generations, invalidation
+    from .services.changes import generations, session_hooks
 
     db.init_app(app)
     with app.app_context():
@@ -60,7 +60,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     cors.init_app(app)
     auth.init_app(app)
     generations.init_app(app)
-    invalidation.init_app(app)
+    session_hooks.init_app(app)
     commands.init_app(app)
 
     return app

@@ -41,7 +41,7 @@ class Config:
     CACHE_REDIS_SOCKET_TIMEOUT = 0.5
     CACHE_BACKOFF_SECONDS = 5.0
 
-    # The change listener (services/listener.py): "workers" runs it in every gunicorn worker,
+    # The change listener (services/changes/listener.py): "workers" runs it in every gunicorn worker,
     # "off" leaves it to `flask stats listen` (refused with a per-process cache, which only a
     # listener in the serving process can reach). Seconds between two looks at the database.
     CHANGE_LISTENER = "workers"
@@ -50,7 +50,7 @@ class Config:
     # Longest a request waits for another one computing the same stats before computing itself.
     STATS_LOCK_WAIT_SECONDS = 5.0
     # In the last this many seconds before a zone's local midnight, polls compute the entries
-    # their keys need after it (services/midnight.py); 0 switches that off.
+    # their keys need after it (services/stats/midnight.py); 0 switches that off.
     STATS_PRECOMPUTE_SECONDS = 600
 
     # Signs the API tokens. Production refuses to start without one of at least 32 bytes.

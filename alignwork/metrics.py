@@ -51,7 +51,7 @@ STATS_COMPUTATIONS = Histogram(
 )
 STATS_PRECOMPUTED = Counter(
     "alignwork_stats_precomputed_total",
-    "Entries computed before their zone's local midnight, for the next day (services/midnight.py).",
+    "Entries computed before their zone's local midnight, for the next day (services/stats/midnight.py).",
 )
 STATS_PRECOMPUTED_HITS = Counter(
     "alignwork_stats_precomputed_hits_total", "Polls answered from an entry computed before midnight.",
@@ -64,7 +64,7 @@ CACHE_ENTRIES = Gauge(
     multiprocess_mode="livesum",
 )
 
-# The change listener's state (services/listener.py), readable from any process.
+# The change listener's state (services/changes/listener.py), readable from any process.
 LISTENER_RUNNING = Gauge(
     "alignwork_listener_running", "Change listeners running in live processes.", multiprocess_mode="livesum",
 )

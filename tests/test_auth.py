@@ -15,7 +15,7 @@ from itsdangerous import URLSafeSerializer
 from alignwork.auth import SALT, parse_duration
 from alignwork.extensions import db
 from alignwork.models import Tenant
-from alignwork.services.listener import ChangeListener
+from alignwork.services.changes.listener import ChangeListener
 from tests.conftest import Builder, token_for, utc
 
 ROOT = Path(__file__).resolve().parents[1]

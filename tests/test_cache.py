@@ -14,7 +14,8 @@ from sqlalchemy import event, insert, text
 
 from alignwork.extensions import cache, db
 from alignwork.models import Tenant
-from alignwork.services import appointments, stats_cache, stats_entries
+from alignwork.services import appointments
+from alignwork.services.stats import answer as stats_answer, entries as stats_entries
 from alignwork.services.exceptions import Conflict
 from tests.conftest import Builder, count_statements, utc
 
@@ -139,7 +140,7 @@ def test_a_hit_runs_no_sql_in_a_worker_that_never_saw_the_tenant(make_app):
     Builder(first).tenant("acme")
     assert stats(first.test_client())[0] == "MISS"
     fresh = make_app(cache="redis", shared_as="deployment", create_schema=False)
-    stats_cache._zone_hints._zones.clear()  # nothing memoised in this process either
+    stats_answer._zone_hints._zones.clear()  # nothing memoised in this process either
     with count_statements(fresh) as seen:
         outcome, _ = stats(fresh.test_client())
     assert outcome == "HIT" and seen == []
@@ -154,8 +155,8 @@ def test_hits_run_no_sql_with_a_thousand_tenants(make_app, database, cache_backe
                                             for t in tenant_ids])
         db.session.commit()
     with app.app_context():  # warmed as polls would, without the HTTP round trips
-        assert {stats_cache.get_stats(t).outcome.value for t in tenant_ids} == {"MISS"}
-    stats_cache._zone_hints._zones.clear()
+        assert {stats_answer.get_stats(t).outcome.value for t in tenant_ids} == {"MISS"}
+    stats_answer._zone_hints._zones.clear()
     client = app.test_client()
     with count_statements(app) as seen:
         outcomes = {stats(client, tenant)[0] for tenant in tenant_ids}

@@ -17,7 +17,7 @@ import time_machine
 from sqlalchemy import text
 
 from alignwork.extensions import db
-from alignwork.services import generations, listener
+from alignwork.services.changes import generations, listener
 from tests.conftest import Builder
 from tests.redis_servers import RedisServer
 

@@ -9,7 +9,7 @@ import pytest
 
 from alignwork import create_app, metrics
 from alignwork.extensions import cache, db
-from alignwork.services import generations
+from alignwork.services.changes import generations
 from tests.conftest import Builder, TenantClient
 from tests.redis_servers import RedisServer
 

@@ -18,8 +18,9 @@ import time_machine
 from alignwork.cache.keys import generation_key, tenant_record_key
 from alignwork.extensions import cache, db
 from alignwork.models import ChangeEpoch, TenantChange
-from alignwork.services import changes, generations, stats_cache
-from alignwork.services.listener import ChangeListener, TickResult
+from alignwork.services.changes import generations, record
+from alignwork.services.stats import answer as stats_answer
+from alignwork.services.changes.listener import ChangeListener, TickResult
 from alignwork.services.seeding import seed_tenant
 from tests.conftest import Builder, token_for
 
@@ -55,7 +56,7 @@ def psql(app, statement: str, **params) -> None:
 
 def versions(app) -> dict[str, int]:
     with app.app_context():
-        return changes.versions().versions
+        return record.versions().versions
 
 
 def tick(app, listener):
@@ -193,7 +194,7 @@ def test_a_lost_generation_is_read_again_from_the_database_and_keeps_its_entries
     poll(app)
     with app.app_context():
         cache.cache.delete(generation_key("acme"))
-        assert stats_cache.get_stats("acme", None, None).outcome.value == "HIT"
+        assert stats_answer.get_stats("acme", None, None).outcome.value == "HIT"
 
 
 def test_the_sqlite_seeder_records_its_tenants_although_it_drops_the_row_triggers(make_app):

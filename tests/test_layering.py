@@ -38,8 +38,8 @@ def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
 
 builtins.__import__ = recording_import
 import alignwork.services as services
-for module in pkgutil.iter_modules(services.__path__):
-    importlib.import_module(f"alignwork.services.{module.name}")
+for module in pkgutil.walk_packages(services.__path__, "alignwork.services."):
+    importlib.import_module(module.name)
 print(json.dumps(sorted(set(asked))))
 """
 
@@ -141,6 +141,41 @@ def test_the_cache_imports_no_service_blueprint_or_command():
     assert len(room) > 5 and graph[f"{CACHE}.redis_backends"]  # the walk found the room's imports
     offending = {name: found for name in room if (found := _reaching(graph, name, FORBIDDEN_IN_CACHE))}
     assert offending == {}
+
+
+SERVICES = "alignwork.services"
+CHANGES = f"{SERVICES}.changes"
+STATS = f"{SERVICES}.stats"
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(name, path, modules) for name, path in modules.items()}
+
+
+def test_services_are_split_along_the_two_ways_data_travels():
+    """``stats`` (the read side) may use ``changes`` (freshness), which may use ``tenants``; never
+    back. No module of ``changes`` imports a module whose path mentions stats, even through
+    another module."""
+    graph = _graph()
+    changes = [name for name in graph if _within(name, (CHANGES,))]
+    assert {f"{CHANGES}.{m}" for m in ("record", "generations", "session_hooks", "listener")} <= set(changes)
+    assert any(_within(target, (CHANGES,)) for name in graph if _within(name, (STATS,)) for target in graph[name])
+    offending = {name: found for name in changes
+                 if (found := [t for t in _reaching(graph, name, (SERVICES,)) if "stats" in t])}
+    assert offending == {}
+    for module in (f"{SERVICES}.tenants", f"{SERVICES}.exceptions"):
+        assert _reaching(graph, module, (CHANGES, STATS)) == []
+
+
+def test_no_service_imports_its_own_package_back_through_its_init():
+    """A services package's ``__init__`` may re-export, but its own modules import their
+    siblings directly, so the ``__init__`` never sits in the middle of a cycle-in-waiting."""
+    graph, modules = _graph(), _modules()
+    offending = sorted(f"{name} -> {target}" for name, targets in graph.items() for target in targets
+                       if _within(name, (SERVICES,)) and modules[target].name == "__init__.py"
+                       and name.startswith(target + ".") and modules[name].name != "__init__.py")
+    assert offending == []
 
 
 def test_the_reach_finder_follows_imports_through_other_modules():

@@ -13,8 +13,8 @@ import time_machine
 from alignwork import metrics
 from alignwork.cache.keys import StatsKey
 from alignwork.periods import day_start
-from alignwork.services import midnight
-from alignwork.services.stats import compute_stats_from_appointments
+from alignwork.services.stats import midnight
+from alignwork.services.stats.query import compute_stats_from_appointments
 from tests.conftest import Builder
 
 STATS = "/api/v1/appointments/mega-stats"

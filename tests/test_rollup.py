@@ -17,7 +17,7 @@ from alignwork.models import Appointment
 from alignwork.services import appointments as service
 from alignwork.services.exceptions import Conflict
 from alignwork.services.rollup import rebuild_counts
-from alignwork.services.stats import compute_stats, compute_stats_from_appointments
+from alignwork.services.stats.query import compute_stats, compute_stats_from_appointments
 from tests.conftest import Builder, count_statements, counted_appointments, rollup_counts, utc
 
 DAY = date(2026, 5, 13)

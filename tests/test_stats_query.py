@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from alignwork.services.stats import compute_stats
+from alignwork.services.stats.query import compute_stats
 from tests.conftest import count_statements, utc
 
 

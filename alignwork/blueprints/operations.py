@@ -8,7 +8,7 @@ from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import metrics
-from ..services import cache_inspection
+from ..services.stats import operators
 from ..tenancy import require_admin
 from . import ApiBlueprint
 
@@ -33,7 +33,7 @@ class CacheMetricsSchema(Schema):
     avg_hit_time_ms = fields.Float(allow_none=True)
     avg_miss_time_ms = fields.Float(allow_none=True)
     cache_size = fields.Integer(allow_none=True)
-    # The change listeners (services/listener.py), over every process that shares the metrics.
+    # The change listeners (services/changes/listener.py), over every process that shares the metrics.
     listener_running = fields.Integer()
     listener_connected = fields.Integer()
     listener_leading = fields.Integer(metadata={"description": "listeners applying changes (one, when elected)"})
@@ -49,7 +49,7 @@ class CacheMetrics(MethodView):
     @blp.response(200, CacheMetricsSchema)
     def get(self):
         """Mega-stats cache totals since the server started, summed over every worker."""
-        return metrics.cache_summary(cache_inspection.cache_size())
+        return metrics.cache_summary(operators.cache_size())
 
 
 @blp.route("/metrics")

@@ -17,7 +17,7 @@ from flask import current_app, request
 from flask.views import MethodView
 
 from ..schemas import MegaStatsSchema, StatsQuerySchema
-from ..services import stats_cache
+from ..services.stats import answer as stats_answer
 from ..services.exceptions import NotFound
 from ..tenancy import admit_tenant, claimed_tenant_id, resolve_claims
 from . import ApiBlueprint
@@ -50,11 +50,11 @@ class MegaStats(MethodView):
         """Confirmed and pending counts for today, this week (Sunday to Saturday), this month and
         next month, in ``tz`` (default: the tenant's time zone)."""
         try:
-            snapshot = stats_cache.read(claimed_tenant_id(args.get("tenantId")), args.get("tz"))
+            snapshot = stats_answer.read(claimed_tenant_id(args.get("tenantId")), args.get("tz"))
         except NotFound:
             snapshot = None
         admit_tenant(snapshot and snapshot.tenant)
-        answer = stats_cache.answer(snapshot, request.if_none_match)
+        answer = stats_answer.answer(snapshot, request.if_none_match)
         headers = {
             "X-Cache": answer.outcome.value,
             # The browser keeps the body but asks every time; a 304 costs no computation.
@@ -63,7 +63,7 @@ class MegaStats(MethodView):
             "X-Stats-Zone": snapshot.zone.key,
             "X-Stats-Local-Date": snapshot.day.isoformat(),
         }
-        if answer.outcome is stats_cache.Outcome.STALE:
+        if answer.outcome is stats_answer.Outcome.STALE:
             headers["Age"] = str(answer.age)
         if answer.not_modified:
             return current_app.response_class(status=304, headers=headers)

@@ -15,7 +15,7 @@ that cannot work, the names of the keys, and the backends ``cache.cache`` is bui
   listener's catch-up before serving): the pieces the Redis backends are mixed from.
 
 What the cache holds and when it is fresh is the services' business
-(``services/stats_cache.py``, ``generations.py``, ``invalidation.py``, ``listener.py``, ...),
+(``services/stats/answer.py``, ``generations.py``, ``changes/session_hooks.py``, ``listener.py``, ...),
 which import from here. Nothing here imports a service, a blueprint or a command: the backends
 know keys and servers, not tenants' stats or requests (``tests/test_layering.py`` checks it).
 """

@@ -2,7 +2,7 @@
 
 ``CACHE_TYPE`` names one of Flask-Caching's backends (``settings.py`` checks the settings and
 resolves the name to this app's subclass of it), so ``cache.cache`` is always a ``StatsBackend``:
-the one interface ``services/stats_cache.py`` and ``services/tenants.py`` use. It adds to
+the one interface ``services/stats/answer.py`` and ``services/tenants.py`` use. It adds to
 Flask-Caching's backends
 
 - reads and writes that *say* when the cache could not be used (``fetch`` returns None,
@@ -35,7 +35,7 @@ def is_shared(cache_type: str) -> bool:
 
 
 def format_generation(epoch: str, version: int) -> str:
-    """A generation as the cache holds it: ``<epoch>:<version>`` (``services/generations.py``)."""
+    """A generation as the cache holds it: ``<epoch>:<version>`` (``services/changes/generations.py``)."""
     return f"{epoch}:{version}"
 
 

@@ -1,5 +1,5 @@
 """Looking inside a Redis cache, for operators: keys by pattern with their TTLs, deleting by
-pattern, the number of keys (``flask cache``, ``services/cache_inspection.py``, metrics).
+pattern, the number of keys (``flask cache``, ``services/stats/operators.py``, metrics).
 
 Inspection ignores the back-off and says plainly when Redis is away (``CacheUnavailable``): an
 empty listing would be a lie. It SCANs every server holding a share of the keys, so it is for

@@ -4,7 +4,7 @@ reconciled that server with the database.
 Why: a HIT runs no SQL, so a worker cannot tell that the server it reaches again is a promoted
 replica that never received a generation written to the old master, or a server that missed
 the changes made while it was partitioned away. The listener compares every tenant's version
-with the server and writes what is missing (``services/listener.py``); until it has, the
+with the server and writes what is missing (``services/changes/listener.py``); until it has, the
 worker answers from the database (BYPASS), which is always right.
 
 How, with two keys on the server itself (one Redis or a Sentinel-managed master):

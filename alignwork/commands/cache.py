@@ -16,7 +16,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from ..services import cache_inspection
+from ..services.stats import operators
 from ..services.exceptions import ServiceError
 from ..services.tenants import get_tenant
 from .shell import StatsShell, tenants_named, warm_one
@@ -28,7 +28,7 @@ class _CacheGroup(AppGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except cache_inspection.CacheUnavailable as exc:
+        except operators.CacheUnavailable as exc:
             raise click.ClickException(f"cache unavailable: {exc}") from exc
 
 
@@ -36,7 +36,7 @@ cache_cli = _CacheGroup("cache", help="Inspect and manage the stats cache (only 
 
 
 def _per_process() -> bool:
-    return not cache_inspection.cache_is_shared()
+    return not operators.cache_is_shared()
 
 
 def _backend_note() -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from .. import metrics, models
 from ..extensions import cache, db
 from ..periods import parse_timezone
-from ..services import cache_inspection, stats_cache
+from ..services.stats import answer as stats_answer, operators
 from ..services.tenants import get_tenant, list_tenants
 
 
@@ -20,26 +20,26 @@ class StatsShell:
 
     def peek(self, tenant: str, tz: str | None = None) -> dict | None:
         """The cached value a request would get now, its key and seconds left; None if not cached."""
-        return cache_inspection.peek(tenant, parse_timezone(tz or get_tenant(tenant).timezone))
+        return operators.peek(tenant, parse_timezone(tz or get_tenant(tenant).timezone))
 
     def keys(self, tenant: str | None = None) -> list[dict[str, Any]]:
-        return [_describe(entry) for entry in cache_inspection.entries(tenant)]
+        return [_describe(entry) for entry in operators.entries(tenant)]
 
     def clear(self, tenant: str | None = None) -> int:
-        return cache_inspection.clear(tenant)
+        return operators.clear(tenant)
 
     def warm(self, tenant: str | None = None) -> dict[str, str]:
         """Compute and store today's stats of each tenant in its own zone: {tenant: outcome}."""
         return {t.id: warm_one(t.id) for t in tenants_named(tenant)}
 
     def metrics(self) -> dict:
-        return metrics.cache_summary(cache_inspection.cache_size())
+        return metrics.cache_summary(operators.cache_size())
 
     def __repr__(self) -> str:
         return f"<stats helper: {self.USAGE}>"
 
 
-def _describe(entry: cache_inspection.Listed) -> dict[str, Any]:
+def _describe(entry: operators.Listed) -> dict[str, Any]:
     return {
         "tenant": entry.key.tenant_id,
         "tz": entry.key.tz_name,
@@ -55,7 +55,7 @@ def tenants_named(tenant: str | None):
 
 
 def warm_one(tenant_id: str) -> str:
-    return stats_cache.get_stats(tenant_id).outcome.value
+    return stats_answer.get_stats(tenant_id).outcome.value
 
 
 def init_app(app) -> None:

@@ -9,7 +9,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from ..services import changes, listener, rollup
+from ..services import rollup
+from ..services.changes import listener, record
 from ..services.exceptions import ServiceError
 
 stats_cli = AppGroup("stats", help="Maintain the data behind mega-stats.")
@@ -73,7 +74,7 @@ def new_epoch_command() -> None:
     Run it after restoring the database from a backup: the restored versions are older than
     some the cache has seen, and a new epoch keeps any of them from matching an old entry.
     """
-    click.echo(f"new epoch {changes.start_new_epoch()}; the listener replaces every generation")
+    click.echo(f"new epoch {record.start_new_epoch()}; the listener replaces every generation")
 
 
 def init_app(app) -> None:

@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 
 from ..auth import ADMIN, TENANT, issue_token, parse_duration
 from ..models import DEFAULT_TIMEZONE
-from ..services import generations
+from ..services.changes import generations
 from ..services.exceptions import ServiceError
 from ..services.tenants import create_tenant, get_tenant, list_tenants, revoke_tokens
 

@@ -3,7 +3,7 @@
 Why: counting a million appointments row by row takes ~200 ms on SQLite. Every period boundary
 is the first instant of a local date, and every UTC offset in use since well before 2000 is a
 multiple of 15 minutes, so the boundaries fall on this grid and summing the buckets gives the
-exact counts from a few thousand rows. ``services.stats`` checks that the boundaries are on the
+exact counts from a few thousand rows. ``services.stats.query`` checks that the boundaries are on the
 grid and falls back to the appointments table if one is not.
 
 Triggers on ``appointments`` (``rollup_sql``) adjust the counts in the same transaction as

@@ -3,7 +3,7 @@ change to what the cache holds of the tenant (its stats, its record), whoever ma
 
 Why here and not in the app: the database sees every writer (the API, ``flask shell``, psql,
 another service, a migration, the seeder's bulk paths); the app's session sees only its own. The
-cache's generation of a tenant is ``<epoch>:<version>`` (``services/generations.py``), so the
+cache's generation of a tenant is ``<epoch>:<version>`` (``services/changes/generations.py``), so the
 after-commit path of the app and any number of listeners write the same value for one change.
 
 What is watched:

@@ -1,5 +1,5 @@
 """Appointments of a tenant. Their cached stats are invalidated by the session after each
-commit (``services/invalidation.py``), not here."""
+commit (``services/changes/session_hooks.py``), not here."""
 
 from __future__ import annotations
 

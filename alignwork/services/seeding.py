@@ -106,7 +106,7 @@ def _insert_through_staging(connection: Connection, tenant_id: str, rows: Iterat
     finally:
         cursor.close()
     # Through the session, as a statement that names its tenant, so that the commit invalidates
-    # that tenant's cached stats (services/invalidation.py).
+    # that tenant's cached stats (services/changes/session_hooks.py).
     staging = table("seed_appointments", *(column(name) for name in _SEEDED))
     db.session.execute(insert(Appointment.__table__).from_select(
         list(_SEEDED), select(*staging.c).where(staging.c.tenant_id == tenant_id)))

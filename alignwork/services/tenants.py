@@ -47,10 +47,6 @@ def _info(tenant: Tenant) -> TenantInfo:
     return TenantInfo(id=tenant.id, name=tenant.name, timezone=tenant.timezone, tokens_revoked_at=revoked)
 
 
-def record_key(tenant_id: str) -> str:
-    return tenant_record_key(tenant_id)
-
-
 def from_record(value: object) -> TenantInfo | None:
     """The tenant a cached record describes; None for no record (or one of another shape)."""
     if isinstance(value, tuple) and len(value) == 4:
@@ -84,7 +80,7 @@ def load(tenant_id: str, remember: bool = True) -> TenantInfo:
         raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
     info = _info(Tenant(**row._mapping))
     if remember:
-        cache.cache.create(record_key(tenant_id), astuple(info), record_ttl())
+        cache.cache.create(tenant_record_key(tenant_id), astuple(info), record_ttl())
     return info
 
 
@@ -92,7 +88,7 @@ def get_tenant(tenant_id: str) -> TenantInfo:
     """The tenant, or ``NotFound``: from the cached record when there is one."""
     if not is_valid_tenant_id(tenant_id):
         raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
-    found = cache.cache.fetch(record_key(tenant_id))
+    found = cache.cache.fetch(tenant_record_key(tenant_id))
     return (found and from_record(found[0])) or load(tenant_id, remember=found is not None)
 
 
@@ -116,7 +112,7 @@ def create_tenant(tenant_id: str, name: str | None = None, timezone: str = DEFAU
 
 def revoke_tokens(tenant_id: str) -> None:
     """Refuse every token issued until now. The commit reaches the cache like any change to a
-    tenant: at once through this session (``invalidation``), and through the change listener."""
+    tenant: at once through this session (``session_hooks``), and through the change listener."""
     tenant = db.session.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")

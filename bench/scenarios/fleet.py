@@ -94,7 +94,7 @@ def _tenants(ctx: Context, zone: ZoneInfo, polled: int, total: int) -> list[Tena
     from alignwork.periods import local_date
     from alignwork.services.appointments import create_appointment
     from alignwork.services.patients import create_patient
-    from alignwork.services.stats import compute_stats
+    from alignwork.services.stats.query import compute_stats
     from alignwork.services.tenants import create_tenant
 
     width = len(str(total))

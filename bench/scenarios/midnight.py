@@ -3,7 +3,7 @@
 Keys carry the local date, so without pre-computation every dashboard in the zone misses at
 midnight at once. Two apps run side by side in this process, each with its own tenants (all in
 ``America/Sao_Paulo``) and its own open dashboards: one pre-computes tomorrow's entries in the
-window before midnight (``services/midnight.py``), the other has that switched off
+window before midnight (``services/stats/midnight.py``), the other has that switched off
 (``STATS_PRECOMPUTE_SECONDS=0``), the wave it replaces. Both are served by werkzeug's threaded
 server in this process, whose clock time-machine moves to shortly before a local midnight and
 lets run (``tick=True``): midnight is simulated, the polling and its latencies are real. The
@@ -131,7 +131,7 @@ def _spread(samples: list[tuple[float, float]]) -> float:
     """The largest share of pre-computations made in one tenth of the span they can fall in:
     the keys' moments lie in ``[-WINDOW, -MARGIN_SECONDS)``, and a key's poll comes up to one
     interval (30 s) after its moment. Spread evenly, a tenth holds about 10 %."""
-    from alignwork.services.midnight import MARGIN_SECONDS
+    from alignwork.services.stats.midnight import MARGIN_SECONDS
 
     span = WINDOW - MARGIN_SECONDS + 30
     tenths = [0.0] * 10

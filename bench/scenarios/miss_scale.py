@@ -42,7 +42,7 @@ def _tenant(size: int) -> str:
 def _measure(ctx: Context, database: Database, size: int, explain: bool) -> None:
     from alignwork.extensions import db
     from alignwork.periods import local_date, parse_timezone
-    from alignwork.services.stats import compute_stats
+    from alignwork.services.stats.query import compute_stats
     from alignwork.services.tenants import get_tenant
 
     plan = ctx.plan

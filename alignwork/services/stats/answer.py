@@ -5,10 +5,10 @@ A poll reads three keys in one round trip (``cache/keys.py`` names them): the te
 authentication needs), the tenant's generation and the stats entry for the requested zone and
 its local date. An entry is served while it was computed under the current generation
 (``generations.py``), the tenant's version in the database's change record. Every committed
-write advances it, from this app's session at once (``invalidation.py``) and from the change
+write advances it, from this app's session at once (``changes/session_hooks.py``) and from the change
 listener for any writer (``listener.py``), so a write retires every zone and date of the tenant
 at once, on every worker sharing the cache.
-Operators look inside without computing anything through ``cache_inspection.py``.
+Operators look inside without computing anything through ``stats/operators.py``.
 
 Freshness therefore comes from invalidation. Expiry (``CACHE_DEFAULT_TIMEOUT``) is a safety
 net, for a deployment where no listener runs: past it an entry is *due*, and the first poll to find it due
@@ -36,14 +36,16 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
-from .. import metrics
-from ..cache.backend import StatsBackend
-from ..cache.keys import StatsKey, generation_key, lock_key
-from ..extensions import cache, db
-from ..periods import local_date, parse_timezone
-from . import generations, midnight, stats_entries, tenants
-from .exceptions import DATABASE_ERRORS, is_transient
-from .stats_entries import Entry
+from ... import metrics
+from ...cache.backend import StatsBackend
+from ...cache.keys import StatsKey, generation_key, lock_key, tenant_record_key
+from ...extensions import cache, db
+from ...periods import local_date, parse_timezone
+from .. import tenants
+from ..changes import generations
+from . import entries, midnight
+from ..exceptions import DATABASE_ERRORS, is_transient
+from .entries import Entry
 
 LOCK_POLL_SECONDS = 0.01
 LOCK_RETRY_EVERY = 10  # polls: waiters look for the value often, try the lock seldom
@@ -125,7 +127,7 @@ def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = No
     backend = _backend()
     now = now or datetime.now(timezone.utc)
     guess = zone or _zone_hints.get(tenant_id)
-    keys = [tenants.record_key(tenant_id), generation_key(tenant_id)]
+    keys = [tenant_record_key(tenant_id), generation_key(tenant_id)]
     key = StatsKey(tenant_id, guess.key, local_date(guess, now)) if guess is not None else None
     if key is not None:
         keys.append(str(key))
@@ -265,10 +267,10 @@ def _lookup(tenant_id: str, key: str) -> tuple[str | None, Entry | None] | None:
 
 def _compute_and_store(snapshot: Snapshot, generation: str | None) -> tuple[Outcome, Entry]:
     """Compute; store under ``generation`` (None: the cache is not in use)."""
-    entry = stats_entries.compute(snapshot.key, snapshot.zone, generation)
+    entry = entries.compute(snapshot.key, snapshot.zone, generation)
     if generation is None:
         return Outcome.BYPASS, entry
-    return (Outcome.MISS if stats_entries.store(snapshot.key, entry) else Outcome.BYPASS), entry
+    return (Outcome.MISS if entries.store(snapshot.key, entry) else Outcome.BYPASS), entry
 
 
 def _prepare_tomorrow(snapshot: Snapshot) -> None:

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 
-from ..extensions import db
-from ..models import COUNTED_STATUSES, Appointment, AppointmentCount
-from ..models.appointment_count import on_grid
-from ..periods import PERIOD_NAMES, Period, periods_for_date
+from ...extensions import db
+from ...models import COUNTED_STATUSES, Appointment, AppointmentCount
+from ...models.appointment_count import on_grid
+from ...periods import PERIOD_NAMES, Period, periods_for_date
 
 Stats = dict[str, dict[str, int]]
 

@@ -28,8 +28,8 @@ from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, TextClause
 
-from ..models import Appointment, AppointmentCount, Tenant
-from . import changes, generations
+from ...models import Appointment, AppointmentCount, Tenant
+from . import generations, record
 from .generations import EVERY_TENANT
 
 WATCHED_TABLES = frozenset({Appointment.__tablename__, AppointmentCount.__tablename__})
@@ -127,7 +127,7 @@ def _before_commit(session: Session) -> None:
     touched = session.info.get(_TOUCHED, set()) | session.info.get(_CHANGED_TENANTS, set())
     if touched:
         every = EVERY_TENANT in touched  # raw SQL: read every tenant, advance those that moved
-        session.info[_VERSIONS] = changes.read(None if every else touched, session.connection())
+        session.info[_VERSIONS] = record.read(None if every else touched, session.connection())
 
 
 def _after_commit(session: Session) -> None:

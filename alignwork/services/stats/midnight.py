@@ -34,13 +34,14 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
-from .. import metrics
-from ..cache.keys import StatsKey, generation_key, lock_key
-from ..extensions import cache
-from ..periods import day_start
-from . import generations, stats_entries
-from .exceptions import DATABASE_ERRORS
-from .stats_entries import Entry
+from ... import metrics
+from ...cache.keys import StatsKey, generation_key, lock_key
+from ...extensions import cache
+from ...periods import day_start
+from ..changes import generations
+from . import entries
+from ..exceptions import DATABASE_ERRORS
+from .entries import Entry
 
 #: Moments end this long before midnight: two polls of a dashboard polling every 30 s.
 MARGIN_SECONDS = 60
@@ -107,13 +108,13 @@ def prepare(key: StatsKey, zone: ZoneInfo, generation: str | None, now: datetime
         held = Entry.from_stored(values[1])
         if acquired and (held is None or held.generation != generation):  # else: another has it, or does
             try:
-                entry = stats_entries.compute(tomorrow, zone, generation, precomputed=True)
+                entry = entries.compute(tomorrow, zone, generation, precomputed=True)
             except DATABASE_ERRORS:
                 _resting_until = time.monotonic() + REST_SECONDS
                 log.warning("could not compute tomorrow's entries before midnight (database unavailable); "
                             "trying again in %d s", REST_SECONDS)
                 raise
-            computed = stats_entries.store(tomorrow, entry)
+            computed = entries.store(tomorrow, entry)
             if computed:
                 metrics.STATS_PRECOMPUTED.inc()
     if len(_prepared) >= MEMO_SIZE:

@@ -2,7 +2,7 @@
 version that grows with every committed change to its stats or its record, and the epoch.
 
 Plain reads for the two paths that bring changes to the cache: the app right after its own
-commit (``invalidation``) and the listener (``listener``), which passes a connection of its own.
+commit (``session_hooks``) and the listener (``listener``), which passes a connection of its own.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..extensions import db
-from ..models import ChangeEpoch, Tenant, TenantChange
-from ..models.tenant_change import new_epoch
-from .tenants import TenantInfo, info_of_row
+from ...extensions import db
+from ...models import ChangeEpoch, Tenant, TenantChange
+from ...models.tenant_change import new_epoch
+from ..tenants import TenantInfo, info_of_row
 
 
 @dataclass(frozen=True)

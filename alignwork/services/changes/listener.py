@@ -43,12 +43,12 @@ from flask import Flask
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from .. import metrics
-from ..cache.backend import parse_generation
-from ..cache.keys import generation_key
-from ..extensions import cache
-from . import changes, generations
-from .exceptions import DATABASE_ERRORS
+from ... import metrics
+from ...cache.backend import parse_generation
+from ...cache.keys import generation_key
+from ...extensions import cache
+from . import generations, record
+from ..exceptions import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class ChangeListener:
             requested = cache.cache.reconcile_requested()
             if requested is not None and requested > self._reconciled_up_to:
                 self._forget()  # a worker came back from an outage and waits for a catch-up
-            found = changes.versions(connection)
+            found = record.versions(connection)
             if found.epoch != self._epoch:
                 self._epoch = found.epoch
                 self._forget()
@@ -217,7 +217,7 @@ class ChangeListener:
         written = 0
         deadline = time.monotonic() + WRITE_BUDGET_SECONDS
         for start in range(0, len(tenant_ids), FETCH_BATCH):
-            epoch, found = changes.read(tenant_ids[start:start + FETCH_BATCH], connection)
+            epoch, found = record.read(tenant_ids[start:start + FETCH_BATCH], connection)
             now = time.time()
             for change in found:
                 if change.tenant_id in generations.apply(epoch, [change]):

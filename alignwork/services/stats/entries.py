@@ -1,7 +1,7 @@
 """What a stats key holds, and how one is computed and stored.
 
-Shared by the poll's read-through (``stats_cache``), the pre-computation before midnight
-(``midnight``) and the operators' view (``cache_inspection``): each computes or reads entries
+Shared by the poll's read-through (``stats.answer``), the pre-computation before midnight
+(``midnight``) and the operators' view (``operators``): each computes or reads entries
 the same way, whoever asks.
 """
 
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from .. import metrics
-from ..cache.keys import StatsKey
-from ..extensions import cache
-from .stats import Stats, compute_stats
+from ... import metrics
+from ...cache.keys import StatsKey
+from ...extensions import cache
+from .query import Stats, compute_stats
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
-from .. import metrics
-from ..cache.backend import CacheUnavailable, StatsBackend  # (CacheUnavailable: for the commands too)
-from ..cache.keys import StatsKey, generation_key, generation_pattern, stats_pattern, tenant_record_pattern
-from ..extensions import cache
-from ..periods import local_date
-from .generations import current
-from .stats_entries import Entry, record_size
+from ... import metrics
+from ...cache.backend import CacheUnavailable, StatsBackend  # (CacheUnavailable: for the commands too)
+from ...cache.keys import StatsKey, generation_key, generation_pattern, stats_pattern, tenant_record_pattern
+from ...extensions import cache
+from ...periods import local_date
+from ..changes.generations import current
+from .entries import Entry, record_size
 
 
 def _backend() -> StatsBackend:

@@ -1,7 +1,7 @@
 """The tenants' generations: which stats entries are current, named by the database.
 
 A tenant's generation is ``<epoch>:<version>``, its version in the database's change record
-(``tenant_changes``, kept by triggers on every write, whoever makes it: ``changes.py``). An
+(``tenant_changes``, kept by triggers on every write, whoever makes it: ``record.py``). An
 entry is served only if it was computed under its tenant's current generation, so advancing
 the generation retires every zone and date of the tenant at once, on every worker sharing the
 cache, without scanning keys.
@@ -30,13 +30,13 @@ from dataclasses import astuple
 
 from flask import current_app
 
-from ..cache.backend import StatsBackend, format_generation, parse_generation
-from ..cache.keys import generation_key, tenant_record_key
-from ..extensions import cache
-from . import changes
-from .changes import Change
-from .exceptions import DATABASE_ERRORS
-from .tenants import record_ttl
+from ...cache.backend import StatsBackend, format_generation, parse_generation
+from ...cache.keys import generation_key, tenant_record_key
+from ...extensions import cache
+from . import record
+from .record import Change
+from ..exceptions import DATABASE_ERRORS
+from ..tenants import record_ttl
 
 GENERATION_TTL = 7 * 24 * 3600
 EVERY_TENANT = "*"  # a write whose tenants cannot be told from it (invalidation reads them all)
@@ -59,10 +59,10 @@ def apply(epoch: str, found: list[Change]) -> dict[str, str]:
     backend = _backend()
     written = {}
     for change in found:
-        record = astuple(change.record) if change.record is not None else None
+        fields = astuple(change.record) if change.record is not None else None
         generation = backend.advance(
             generation_key(change.tenant_id), tenant_record_key(change.tenant_id),
-            epoch, change.version, record, GENERATION_TTL, record_ttl())
+            epoch, change.version, fields, GENERATION_TTL, record_ttl())
         if generation is None:
             break  # the cache is away: the others would each pay the same timeout
         written[change.tenant_id] = generation
@@ -73,7 +73,7 @@ def advance(*tenant_ids: str) -> dict[str, str] | None:
     """Bring these tenants' generations and records up to the database's versions; None if the
     database could not be read. Call after the write committed."""
     try:
-        epoch, found = changes.read(tenant_ids)
+        epoch, found = record.read(tenant_ids)
     except DATABASE_ERRORS:
         return None
     return apply(epoch, found)
@@ -128,7 +128,7 @@ def invalidate(*tenant_ids: str, read: tuple[str, list[Change]] | None = None) -
     """Retire every cached entry of these tenants and rewrite their records; call only after
     the write committed. Attempted even while this worker backs off from Redis. Returns False if
     the cache could not be written: the tenants are then remembered and replayed when the cache
-    answers again. ``read`` is what ``changes.read`` returned for them inside the committed
+    answers again. ``read`` is what ``record.read`` returned for them inside the committed
     transaction; without it the database is read now (and if it cannot be, the listener, which
     reads the same versions, brings them)."""
     remaining = set(tenant_ids)
