@@ -28,10 +28,28 @@ from typing import Any, Protocol
 
 from werkzeug.utils import import_string
 
+from ..extensions import cache
+
 
 def is_shared(cache_type: str) -> bool:
     """Whether a resolved ``CACHE_TYPE`` is the same for every process (see ``shared``)."""
     return import_string(cache_type).shared
+
+
+def stats_backend() -> StatsBackend:
+    """The bound cache's backend: the one way services reach it. ``CACHE_TYPE`` always resolves
+    to one of this package's classes, so it has every ``StatsBackend`` method."""
+    return cache.cache
+
+
+def holds_at_least(held: object, epoch: str, version: int) -> bool:
+    """Whether a stored generation is already ``epoch:version`` or newer: the one rule for
+    "newer". An advance writes only when this is false (``SimpleCache.advance``, and the Lua
+    script, which a property test holds to this function), and the listener skips a tenant
+    whose cached generation passes it. Another epoch is never "at least": after a restore every
+    generation changes once."""
+    found = parse_generation(held)
+    return found is not None and found[0] == epoch and found[1] >= version
 
 
 def format_generation(epoch: str, version: int) -> str:
@@ -78,7 +96,7 @@ class StatsBackend(Protocol):
         """Hold the lock named ``key``; yields whether it was had within ``wait`` seconds."""
 
     def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
-                record: tuple | None, generation_ttl: float, record_ttl: float) -> str | None:
+                record: Any, generation_ttl: float, record_ttl: float) -> str | None:
         """Unless the cache holds this epoch's generation at ``version`` or later, store
         ``epoch:version`` and the record (None: delete it), atomically. Returns the generation
         now held, or None if the cache was not used. Attempted even while backing off."""

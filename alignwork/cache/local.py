@@ -15,7 +15,7 @@ from typing import Any
 from flask_caching.backends.nullcache import NullCache as _NullCache
 from flask_caching.backends.simplecache import SimpleCache as _SimpleCache
 
-from .backend import format_generation, parse_generation
+from .backend import format_generation, holds_at_least
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class NullCache(_InProcess, _NullCache):
         return None
 
     def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
-                record: tuple | None, generation_ttl: float, record_ttl: float) -> str:
+                record: Any, generation_ttl: float, record_ttl: float) -> str:
         """Reports the generation as held, for the reason ``force_store`` reports success."""
         return format_generation(epoch, version)
 
@@ -108,11 +108,10 @@ class SimpleCache(_InProcess, _SimpleCache):
         return bool(self.add(key, value, timeout))
 
     def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
-                record: tuple | None, generation_ttl: float, record_ttl: float) -> str:
+                record: Any, generation_ttl: float, record_ttl: float) -> str:
         with self._advance_guard:
             held = self.get(generation_key)
-            found = parse_generation(held)
-            if found is not None and found[0] == epoch and found[1] >= version:
+            if holds_at_least(held, epoch, version):
                 return held
             generation = format_generation(epoch, version)
             self.set(generation_key, generation, generation_ttl)

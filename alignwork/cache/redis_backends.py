@@ -157,7 +157,7 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
         return None if added is UNUSED else bool(added)
 
     def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
-                record: tuple | None, generation_ttl: float, record_ttl: float) -> str | None:
+                record: Any, generation_ttl: float, record_ttl: float) -> str | None:
         prefix = self._get_prefix()
         arguments = [epoch, version, int(generation_ttl),
                      b"" if record is None else self.serializer.dumps(record), max(int(record_ttl), 1)]

@@ -19,8 +19,9 @@ from datetime import timezone as dt_timezone
 from flask import current_app
 from sqlalchemy import select
 
+from ..cache.backend import stats_backend
 from ..cache.keys import tenant_record_key
-from ..extensions import cache, db
+from ..extensions import db
 from ..models import DEFAULT_TIMEZONE, TENANT_ID_PATTERN, Tenant
 from ..periods import InvalidTimezone, parse_timezone
 from .exceptions import Conflict, NotFound, ServiceError
@@ -30,12 +31,36 @@ LOCAL_RECORD_SECONDS = 30  # longest a revoked token is honoured where the cache
 _TENANT_ID = re.compile(TENANT_ID_PATTERN)
 
 
+# The cached record's formats, as for stats entries (``stats/entries.py``): 1 is the positional
+# tuple of earlier releases, 2 named fields. This release reads both and writes 1.
+WRITES_FORMAT = 1
+
+
 @dataclass(frozen=True)
 class TenantInfo:
     id: str
     name: str
     timezone: str
     tokens_revoked_at: float | None = None  # epoch seconds
+
+    def as_stored(self, stored_format: int = WRITES_FORMAT) -> tuple | dict:
+        if stored_format == 2:
+            return {"format": 2, "id": self.id, "name": self.name, "timezone": self.timezone,
+                    "tokens_revoked_at": self.tokens_revoked_at}
+        return astuple(self)
+
+    @classmethod
+    def from_stored(cls, value: object) -> TenantInfo | None:
+        """The tenant a cached record describes; None for no record, or a shape this release
+        does not know (the record is then read from the database)."""
+        if type(value) is tuple and len(value) == 4:
+            return cls(*value)
+        if isinstance(value, dict) and value.get("format") == 2:
+            try:
+                return cls(value["id"], value["name"], value["timezone"], value.get("tokens_revoked_at"))
+            except KeyError:
+                return None
+        return None
 
 
 def is_valid_tenant_id(tenant_id: object) -> bool:
@@ -47,16 +72,9 @@ def _info(tenant: Tenant) -> TenantInfo:
     return TenantInfo(id=tenant.id, name=tenant.name, timezone=tenant.timezone, tokens_revoked_at=revoked)
 
 
-def from_record(value: object) -> TenantInfo | None:
-    """The tenant a cached record describes; None for no record (or one of another shape)."""
-    if isinstance(value, tuple) and len(value) == 4:
-        return TenantInfo(*value)
-    return None
-
-
 def record_ttl() -> int:
     ttl = int(current_app.config["CACHE_DEFAULT_TIMEOUT"])
-    return ttl if cache.cache.shared else min(ttl, LOCAL_RECORD_SECONDS)
+    return ttl if stats_backend().shared else min(ttl, LOCAL_RECORD_SECONDS)
 
 
 def info_of_row(row) -> TenantInfo:
@@ -80,7 +98,7 @@ def load(tenant_id: str, remember: bool = True) -> TenantInfo:
         raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
     info = _info(Tenant(**row._mapping))
     if remember:
-        cache.cache.create(tenant_record_key(tenant_id), astuple(info), record_ttl())
+        stats_backend().create(tenant_record_key(tenant_id), info.as_stored(), record_ttl())
     return info
 
 
@@ -88,8 +106,8 @@ def get_tenant(tenant_id: str) -> TenantInfo:
     """The tenant, or ``NotFound``: from the cached record when there is one."""
     if not is_valid_tenant_id(tenant_id):
         raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
-    found = cache.cache.fetch(tenant_record_key(tenant_id))
-    return (found and from_record(found[0])) or load(tenant_id, remember=found is not None)
+    found = stats_backend().fetch(tenant_record_key(tenant_id))
+    return (found and TenantInfo.from_stored(found[0])) or load(tenant_id, remember=found is not None)
 
 
 def create_tenant(tenant_id: str, name: str | None = None, timezone: str = DEFAULT_TIMEZONE) -> TenantInfo:

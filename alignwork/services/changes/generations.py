@@ -26,13 +26,11 @@ back (``listener.py``).
 from __future__ import annotations
 
 import threading
-from dataclasses import astuple
 
 from flask import current_app
 
-from ...cache.backend import StatsBackend, format_generation, parse_generation
+from ...cache.backend import format_generation, parse_generation, stats_backend
 from ...cache.keys import generation_key, tenant_record_key
-from ...extensions import cache
 from . import record
 from .record import Change
 from ..exceptions import DATABASE_ERRORS
@@ -41,9 +39,6 @@ from ..tenants import record_ttl
 GENERATION_TTL = 7 * 24 * 3600
 EVERY_TENANT = "*"  # a write whose tenants cannot be told from it (invalidation reads them all)
 
-
-def _backend() -> StatsBackend:
-    return cache.cache
 
 
 def current(value: object) -> str | None:
@@ -56,10 +51,10 @@ def current(value: object) -> str | None:
 def apply(epoch: str, found: list[Change]) -> dict[str, str]:
     """Write each change's generation and record unless the cache holds a newer one. Returns
     the generation now current for each tenant whose write reached the cache."""
-    backend = _backend()
+    backend = stats_backend()
     written = {}
     for change in found:
-        fields = astuple(change.record) if change.record is not None else None
+        fields = change.record.as_stored() if change.record is not None else None
         generation = backend.advance(
             generation_key(change.tenant_id), tenant_record_key(change.tenant_id),
             epoch, change.version, fields, GENERATION_TTL, record_ttl())
@@ -90,7 +85,7 @@ def reaches_every_worker(tenant_id: str) -> bool:
     after a change, whether every worker sees it from its next request (otherwise the server's
     listener brings it within a tick of reaching its cache). Advancing again is a no-op where the
     commit already did."""
-    return tenant_id in (advance(tenant_id) or {}) and _backend().shared
+    return tenant_id in (advance(tenant_id) or {}) and stats_backend().shared
 
 
 class _PendingInvalidations:

@@ -44,9 +44,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from ... import metrics
-from ...cache.backend import parse_generation
+from ...cache.backend import holds_at_least, stats_backend
 from ...cache.keys import generation_key
-from ...extensions import cache
 from . import generations, record
 from ..exceptions import DATABASE_ERRORS
 
@@ -83,7 +82,7 @@ class ChangeListener:
         self._engine: Engine | None = None
         self._connection: Connection | None = None
         self._leading = False
-        self._elect = cache.cache.shared and self._dialect() == "postgresql"
+        self._elect = stats_backend().shared and self._dialect() == "postgresql"
         self._catching_up = True
         self._started = time.time()
         self._next_full_catch_up = 0.0
@@ -161,7 +160,7 @@ class ChangeListener:
         """Apply what changed; raises nothing for a database or cache that is away."""
         # Every process probes its cache, leading or not: a probe that succeeds ends the
         # process's back-off, and on a cluster it learns a promotion, within a tick.
-        identity = cache.cache.identity()
+        identity = stats_backend().identity()
         if identity != self._identity:
             self._identity = identity
             self._forget()
@@ -174,7 +173,7 @@ class ChangeListener:
                 return TickResult(False, 0, 0)
             if time.monotonic() >= self._next_full_catch_up:
                 self._forget()
-            requested = cache.cache.reconcile_requested()
+            requested = stats_backend().reconcile_requested()
             if requested is not None and requested > self._reconciled_up_to:
                 self._forget()  # a worker came back from an outage and waits for a catch-up
             found = record.versions(connection)
@@ -188,7 +187,7 @@ class ChangeListener:
                 self._catching_up = False
                 self._next_full_catch_up = time.monotonic() + FULL_CATCH_UP_SECONDS
                 if requested is not None:
-                    cache.cache.mark_reconciled(identity, requested)
+                    stats_backend().mark_reconciled(identity, requested)
                     self._reconciled_up_to = requested
             return TickResult(True, len(moved), written)
         except DATABASE_ERRORS as exc:
@@ -204,10 +203,9 @@ class ChangeListener:
         behind = []
         for start in range(0, len(tenant_ids), FETCH_BATCH):
             batch = tenant_ids[start:start + FETCH_BATCH]
-            held = cache.cache.fetch(*(generation_key(t) for t in batch), ungated=True)
+            held = stats_backend().fetch(*(generation_key(t) for t in batch), ungated=True)
             for tenant_id, value in zip(batch, held or [None] * len(batch)):
-                found = parse_generation(value)
-                if found is not None and found[0] == epoch and found[1] >= versions[tenant_id]:
+                if holds_at_least(value, epoch, versions[tenant_id]):
                     self._applied[tenant_id] = versions[tenant_id]
                 else:
                     behind.append(tenant_id)

@@ -37,9 +37,9 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 
 from ... import metrics
-from ...cache.backend import StatsBackend
+from ...cache.backend import stats_backend
 from ...cache.keys import StatsKey, generation_key, lock_key, tenant_record_key
-from ...extensions import cache, db
+from ...extensions import db
 from ...periods import local_date, parse_timezone
 from .. import tenants
 from ..changes import generations
@@ -117,14 +117,11 @@ class _ZoneHints:
 _zone_hints = _ZoneHints()
 
 
-def _backend() -> StatsBackend:
-    return cache.cache
-
 
 def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = None) -> Snapshot:
     """Read what a poll of ``tenant_id`` in ``zone`` (default: the tenant's) needs, in one round
     trip when the zone is known. Raises ``NotFound`` for an unknown tenant."""
-    backend = _backend()
+    backend = stats_backend()
     now = now or datetime.now(timezone.utc)
     guess = zone or _zone_hints.get(tenant_id)
     keys = [tenant_record_key(tenant_id), generation_key(tenant_id)]
@@ -140,7 +137,7 @@ def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = No
     record, generation, *stored = values if used else [None] * len(keys)
     generation = generations.current(generation)
     stored = stored[0] if stored else None
-    tenant = tenants.from_record(record) or tenants.load(tenant_id, remember=used)
+    tenant = tenants.TenantInfo.from_stored(record) or tenants.load(tenant_id, remember=used)
     zone = zone or parse_timezone(tenant.timezone)
     if key is None or guess.key != zone.key:  # no hint, or a wrong one: one more read
         _zone_hints.put(tenant_id, zone)
@@ -174,14 +171,10 @@ def _config(name: str) -> float:
     return current_app.config[name]
 
 
-def _due(entry: Entry) -> bool:
-    return time.time() >= entry.stored_at + _config("CACHE_DEFAULT_TIMEOUT")
-
-
 def _resolve(snapshot: Snapshot) -> tuple[Outcome, Entry]:
     if snapshot.cache_used and snapshot.generation is None and snapshot.entry is not None:
         snapshot = _with_generation_from_database(snapshot)
-    if snapshot.current and not _due(snapshot.entry):
+    if snapshot.current and snapshot.entry.seconds_until_due() > 0:
         return Outcome.HIT, snapshot.entry
     try:
         if snapshot.current:
@@ -208,7 +201,7 @@ def _refresh(snapshot: Snapshot) -> tuple[Outcome, Entry]:
     """A current entry past its safety TTL: whoever gets the lock recomputes; everybody else
     keeps being served the entry until the new one is stored."""
     key = str(snapshot.key)
-    with _backend().lock(lock_key(key), timeout=_lock_timeout(), wait=0) as acquired:
+    with stats_backend().lock(lock_key(key), timeout=_lock_timeout(), wait=0) as acquired:
         if not acquired:
             return Outcome.HIT, snapshot.entry
         return _compute_and_store(snapshot, snapshot.generation)
@@ -227,7 +220,7 @@ def _read_through(snapshot: Snapshot) -> tuple[Outcome, Entry]:
     """
     if not snapshot.cache_used:
         return _compute_and_store(snapshot, None)
-    backend = _backend()
+    backend = stats_backend()
     key, tenant_id = str(snapshot.key), snapshot.tenant.id
     deadline = time.monotonic() + _config("STATS_LOCK_WAIT_SECONDS")
     polls = 0
@@ -256,7 +249,7 @@ def _read_through(snapshot: Snapshot) -> tuple[Outcome, Entry]:
 
 def _lookup(tenant_id: str, key: str) -> tuple[str | None, Entry | None] | None:
     """The generation and the entry if it is current; None if the cache could not be read."""
-    values = _backend().fetch(generation_key(tenant_id), key)
+    values = stats_backend().fetch(generation_key(tenant_id), key)
     if values is None:
         return None
     generation, entry = generations.current(values[0]), Entry.from_stored(values[1])

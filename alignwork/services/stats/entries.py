@@ -16,8 +16,17 @@ from flask import current_app
 
 from ... import metrics
 from ...cache.keys import StatsKey
-from ...extensions import cache
+from ...cache.backend import stats_backend
 from .query import Stats, compute_stats
+
+
+# Stored formats (expand, then contract): 1 is the positional tuple of earlier releases, 2 a
+# mapping of named fields with its format number. This release reads both and writes 1, so the
+# previous release, still serving during a rolling deploy, reads everything it writes; the next
+# release writes 2, which this one already reads. A field added later with a default needs no
+# new format number: readers ignore names they do not know.
+READS_FORMATS = (1, 2)
+WRITES_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -32,17 +41,33 @@ class Entry:
     body: bytes  # the JSON sent to the client, encoded once when computed
     precomputed: bool = False
 
-    def as_stored(self) -> tuple:
-        """Four fields as before, five only for a pre-computed entry: workers of the previous
-        release, during a rolling deploy, read the entries the new ones compute on demand."""
+    def as_stored(self, stored_format: int = WRITES_FORMAT) -> tuple | dict:
+        """Format 1: four fields, five only for a pre-computed entry (releases before the
+        pre-computation read four). Format 2: named fields."""
+        if stored_format == 2:
+            return {"format": 2, "generation": self.generation, "stored_at": self.stored_at,
+                    "etag": self.etag, "body": self.body, "precomputed": self.precomputed}
         fields = (self.generation, self.stored_at, self.etag, self.body)
         return (*fields, True) if self.precomputed else fields
 
     @classmethod
     def from_stored(cls, value: object) -> Entry | None:
-        if isinstance(value, tuple) and len(value) in (4, 5):
+        """The entry a stored value describes; None for none, or a shape this release does not
+        know (a newer format number): the poll then computes, as for a miss."""
+        if type(value) is tuple and len(value) in (4, 5):
             return cls(*value)
-        return None  # absent, or written by an older release
+        if isinstance(value, dict) and value.get("format") == 2:
+            try:
+                return cls(value["generation"], value["stored_at"], value["etag"], value["body"],
+                           bool(value.get("precomputed", False)))
+            except KeyError:
+                return None
+        return None
+
+    def seconds_until_due(self) -> float:
+        """The one due rule: an entry is due for a recompute ``CACHE_DEFAULT_TIMEOUT`` after it
+        was stored (the safety net; freshness comes from generations). Negative once due."""
+        return self.stored_at + current_app.config["CACHE_DEFAULT_TIMEOUT"] - time.time()
 
     def counts(self) -> Stats:
         return json.loads(self.body)
@@ -62,12 +87,12 @@ def store(key: StatsKey, entry: Entry) -> bool:
     net for ``CACHE_STALE_SECONDS``, to answer while the database is down."""
     config = current_app.config
     timeout = int(config["CACHE_DEFAULT_TIMEOUT"] + config["CACHE_STALE_SECONDS"])
-    stored = cache.cache.store(str(key), entry.as_stored(), timeout)
+    stored = stats_backend().store(str(key), entry.as_stored(), timeout)
     record_size()
     return stored
 
 
 def record_size() -> None:
-    backend = cache.cache
+    backend = stats_backend()
     if not backend.shared:
         metrics.CACHE_ENTRIES.set(backend.size())

@@ -36,7 +36,7 @@ from flask import current_app
 
 from ... import metrics
 from ...cache.keys import StatsKey, generation_key, lock_key
-from ...extensions import cache
+from ...cache.backend import stats_backend
 from ...periods import day_start
 from ..changes import generations
 from . import entries
@@ -97,7 +97,7 @@ def prepare(key: StatsKey, zone: ZoneInfo, generation: str | None, now: datetime
     tomorrow = due(key, zone, now, window())
     if tomorrow is None or time.monotonic() < _resting_until or _prepared.get(str(tomorrow)) == generation:
         return False  # (``generation``: the one the poll read; prepared under it already, no read)
-    backend = cache.cache
+    backend = stats_backend()
     name = str(tomorrow)
     values = backend.fetch(generation_key(tomorrow.tenant_id), name)
     generation = generations.current(values[0]) if values is not None else None

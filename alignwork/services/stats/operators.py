@@ -6,24 +6,16 @@ An unreachable cache is reported as ``CacheUnavailable``, never as an empty one.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from flask import current_app
-
 from ... import metrics
-from ...cache.backend import CacheUnavailable, StatsBackend  # (CacheUnavailable: for the commands too)
+from ...cache.backend import CacheUnavailable, stats_backend  # (CacheUnavailable: for the commands too)
 from ...cache.keys import StatsKey, generation_key, generation_pattern, stats_pattern, tenant_record_pattern
-from ...extensions import cache
 from ...periods import local_date
 from ..changes.generations import current
 from .entries import Entry, record_size
-
-
-def _backend() -> StatsBackend:
-    return cache.cache
 
 
 @dataclass(frozen=True)
@@ -33,13 +25,9 @@ class Listed:
     current: bool  # computed under the tenant's current generation (others are never served)
 
 
-def _due_in(entry: Entry) -> float:
-    return max(0.0, entry.stored_at + current_app.config["CACHE_DEFAULT_TIMEOUT"] - time.time())
-
-
 def _strict_fetch(*keys: str) -> list:
     """For operators: an unreachable cache must not pass for an empty one."""
-    values = _backend().fetch(*keys)
+    values = stats_backend().fetch(*keys)
     if values is None:
         raise CacheUnavailable("the cache could not be read")
     return values
@@ -48,7 +36,7 @@ def _strict_fetch(*keys: str) -> list:
 def entries(tenant_id: str | None = None) -> list[Listed]:
     """This app's stats entries, optionally of one tenant, without touching any of them."""
     listed = [(StatsKey.parse(name), name)
-              for name, _ in _backend().keys_with_ttl(stats_pattern(tenant_id))]
+              for name, _ in stats_backend().keys_with_ttl(stats_pattern(tenant_id))]
     listed = [(key, name) for key, name in listed if key is not None]
     if not listed:
         return []
@@ -59,7 +47,7 @@ def entries(tenant_id: str | None = None) -> list[Listed]:
     for (key, _), value in zip(listed, values):
         entry = Entry.from_stored(value)
         if entry is not None:  # else it expired between the listing and the read
-            result.append(Listed(key, _due_in(entry), entry.generation == held[key.tenant_id]))
+            result.append(Listed(key, max(0.0, entry.seconds_until_due()), entry.generation == held[key.tenant_id]))
     return result
 
 
@@ -71,7 +59,7 @@ def peek(tenant_id: str, zone: ZoneInfo, now: datetime | None = None) -> dict | 
     entry = Entry.from_stored(stored)
     if entry is None or entry.generation != current(generation):
         return None
-    return {"key": _backend().stored_key(key), "ttl": _due_in(entry), "value": entry.counts(),
+    return {"key": stats_backend().stored_key(key), "ttl": max(0.0, entry.seconds_until_due()), "value": entry.counts(),
             "etag": entry.etag}
 
 
@@ -80,7 +68,7 @@ def clear(tenant_id: str | None = None) -> int:
     records, so that the next poll reads everything from the database (after a change made with
     ``psql``, say). Only keys under this app's prefix are touched: a shared Redis is never
     flushed. Returns how many stats entries were removed."""
-    backend = _backend()
+    backend = stats_backend()
     removed = backend.delete_matching(stats_pattern(tenant_id))
     backend.delete_matching(generation_pattern(tenant_id))
     backend.delete_matching(tenant_record_pattern(tenant_id))
@@ -90,12 +78,12 @@ def clear(tenant_id: str | None = None) -> int:
 
 def cache_is_shared() -> bool:
     """Whether this process sees the cache the server uses (a per-process cache it cannot)."""
-    return _backend().shared
+    return stats_backend().shared
 
 
 def cache_size() -> int | None:
     """Keys this app holds in the cache over all workers; None when the cache cannot be reached."""
-    backend = _backend()
+    backend = stats_backend()
     if not backend.shared:
         metrics.CACHE_ENTRIES.set(backend.size())
         return metrics.summed_cache_entries()
