@@ -1,26 +1,52 @@
-"""Who is calling and which tenant a request acts for: every API request goes through here.
+"""Who is calling and which tenant a request acts for: every API blueprint admits its callers
+here, before any of its views runs, so a new view is protected without a line of its own.
 
 The tenant comes from the bearer token. ``tenantId`` in the query (or the JSON body of a write)
 is still accepted from the existing dashboard client: it must name the token's tenant.
 
-Most endpoints resolve the tenant before the view (``resolve_tenant``). The stats endpoint
-checks only the token's signature before the view (``resolve_claims``) and admits the tenant
-once its record has arrived with the stats, in one cache round trip (``admit_tenant``).
+Admission is one step per blueprint (``admit_tenant``, ``require_admin``): the token's signature
+and expiry (no I/O), then the tenant record, which says whether the token was revoked. How the
+record is read is the blueprint's choice: most read it alone (``read_record``); the stats
+blueprint reads it in the same cache round trip as the poll's stats, and hands what it read to
+its view. Views find the outcome in one typed object, ``current_admission()``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from flask import g, request
 
-from .auth import ADMIN, AuthError, Principal, admit, authenticate, read_claims
+from .auth import ADMIN, AuthError, Claims, Principal, admit, read_claims
 from .services.exceptions import ServiceError
-from .services.tenants import TenantInfo, is_valid_tenant_id
+from .services.tenants import TenantInfo, get_tenant, is_valid_tenant_id
 
 FIELD = "tenantId"
 _WRITES = ("POST", "PUT", "PATCH")
+_ADMISSION = "alignwork_admission"
 
 
-def _named_tenant_id() -> str | None:
+@dataclass(frozen=True)
+class Admission:
+    """A request its blueprint admitted: who calls, and what the admission read on the way
+    (``read``: the stats blueprint's snapshot; None elsewhere)."""
+
+    principal: Principal
+    read: Any = None
+
+    @property
+    def tenant(self) -> TenantInfo:
+        return self.principal.tenant
+
+
+#: A blueprint's way to read the tenant record of admitted claims: the record (None: no such
+#: tenant) and anything read with it. It may refuse the request's input first (400, 403).
+RecordReader = Callable[[Claims], "tuple[TenantInfo | None, Any]"]
+
+
+def named_tenant_id() -> str | None:
     """The ``tenantId`` the request names, if any (400 when malformed or contradictory)."""
     in_query = request.args.get(FIELD)
     in_body = None
@@ -38,56 +64,47 @@ def _named_tenant_id() -> str | None:
     return named
 
 
-def _principal() -> Principal:
-    principal = authenticate(request.headers.get("Authorization"))
-    g.principal = principal
-    return principal
-
-
-def resolve_tenant() -> None:
-    """``before_request`` of the tenant-scoped API: sets ``g.tenant`` or refuses (401/403/400)."""
-    if request.method == "OPTIONS":
-        return
-    principal = _principal()
-    if principal.scope == ADMIN:
-        raise AuthError("Admin tokens cannot act for a tenant; use the tenant's token.", 403)
-    named = _named_tenant_id()
-    if named is not None and named != principal.tenant.id:
+def check_named(claims: Claims, named: str | None) -> None:
+    """403 unless ``named`` (the ``tenantId`` a request gives, if any) is the token's tenant."""
+    if named is not None and named != claims.tenant_id:
         raise AuthError("tenantId does not match the token's tenant.", 403)
-    g.tenant = principal.tenant
 
 
-def resolve_claims() -> None:
-    """``before_request`` of the stats endpoint: a valid tenant token, or a refusal (401/403).
-    No I/O: the revocation check waits for ``admit_tenant``."""
+def read_record(claims: Claims) -> tuple[TenantInfo | None, None]:
+    """The default ``RecordReader``: the tenant record alone (cached; SQL only when missing)."""
+    check_named(claims, named_tenant_id())
+    try:
+        return get_tenant(claims.tenant_id), None
+    except ServiceError:
+        return None, None
+
+
+def admit_tenant(read: RecordReader = read_record) -> None:
+    """``before_request`` of a tenant-scoped blueprint: the token, then its tenant's record
+    (revocation), or a refusal (401/403/400). CORS preflights carry no token and pass."""
     if request.method == "OPTIONS":
         return
     claims = read_claims(request.headers.get("Authorization"))
     if claims.scope == ADMIN:
         raise AuthError("Admin tokens cannot act for a tenant; use the tenant's token.", 403)
-    g.claims = claims
-
-
-def claimed_tenant_id(named: str | None) -> str:
-    """The token's tenant; ``named`` is the ``tenantId`` the view parsed, if any (403 if another)."""
-    if named is not None and named != g.claims.tenant_id:
-        raise AuthError("tenantId does not match the token's tenant.", 403)
-    return g.claims.tenant_id
-
-
-def admit_tenant(tenant: TenantInfo | None) -> None:
-    """Finish what ``resolve_claims`` began, with the tenant record (None: unknown tenant)."""
+    tenant, found = read(claims)
     if tenant is None:
         raise AuthError("Invalid token.")
-    g.principal = admit(g.claims, tenant)
-    g.tenant = tenant
+    setattr(g, _ADMISSION, Admission(admit(claims, tenant), found))
 
 
 def require_admin() -> None:
     """``before_request`` of operations endpoints: admin tokens only."""
-    if _principal().scope != ADMIN:
+    claims = read_claims(request.headers.get("Authorization"))
+    if claims.scope != ADMIN:
         raise AuthError("This endpoint needs an admin token.", 403)
+    setattr(g, _ADMISSION, Admission(Principal(ADMIN, None)))
+
+
+def current_admission() -> Admission:
+    """What the blueprint's admission found; only views of an admitting blueprint call it."""
+    return getattr(g, _ADMISSION)
 
 
 def current_tenant() -> TenantInfo:
-    return g.tenant
+    return current_admission().tenant

@@ -10,7 +10,7 @@ from marshmallow import Schema
 from webargs.flaskparser import FlaskParser
 
 from ..errors import error_response
-from ..tenancy import resolve_tenant
+from ..tenancy import admit_tenant
 
 
 class _Parser(FlaskParser):
@@ -43,14 +43,15 @@ class _Parser(FlaskParser):
 
 
 class ApiBlueprint(Blueprint):
-    """An API blueprint whose every request is authenticated before the view: by default for
-    a tenant (``tenancy.resolve_tenant``), or by the given ``scope`` hook."""
+    """An API blueprint whose every request is admitted before any of its views runs: by
+    default as a tenant's (``tenancy.admit_tenant``), or by the given ``admit`` hook. A view
+    added later is protected without a line of its own."""
 
     ARGUMENTS_PARSER = _Parser()
 
-    def __init__(self, *args, scope=resolve_tenant, **kwargs):
+    def __init__(self, *args, admit=admit_tenant, **kwargs):
         super().__init__(*args, **kwargs)
-        self.before_request(scope)
+        self.before_request(admit)
         self.before_request(_require_json_body)
 
     def _store_endpoint_docs(self, endpoint, obj, parameters, tags, **options):

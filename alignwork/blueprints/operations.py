@@ -14,7 +14,7 @@ from . import ApiBlueprint
 
 blp = ApiBlueprint(
     "operations", __name__, description="Operations: cache and request metrics (admin token).",
-    scope=require_admin,
+    admit=require_admin,
 )
 
 

@@ -1,8 +1,8 @@
 """Mega-stats, the endpoint every dashboard polls.
 
-Its token is checked before the view without I/O (``tenancy.resolve_claims``); the tenant record
-that finishes the check arrives with the stats in one cache read, so a poll answered from the
-cache runs no SQL. Polls are conditional: the weak ``ETag`` names the exact body, and
+The blueprint admits a poll before its view runs, like every API blueprint, but reads the tenant
+record that finishes the check (revocation) together with the poll's stats, in one cache read
+(``_admit_poll``): a poll answered from the cache runs no SQL and makes one round trip. Polls are conditional: the weak ``ETag`` names the exact body, and
 ``If-None-Match`` with it is answered ``304`` without a body.
 
 Every answer, 304 included, names the zone and the local date its numbers are for in headers
@@ -16,14 +16,38 @@ from __future__ import annotations
 from flask import current_app, request
 from flask.views import MethodView
 
+from ..auth import Claims
 from ..schemas import MegaStatsSchema, StatsQuerySchema
-from ..services.stats import answer as stats_answer
 from ..services.exceptions import NotFound
-from ..tenancy import admit_tenant, claimed_tenant_id, resolve_claims
+from ..services.stats import answer as stats_answer
+from ..services.tenants import TenantInfo
+from ..tenancy import admit_tenant, check_named, current_admission, read_record
 from . import ApiBlueprint
 
+# One instance for the view's declaration and the admission: the parser remembers valid query
+# strings per schema instance, so the second parse of a poll is a dictionary look-up.
+_QUERY = StatsQuerySchema()
+
+
+def _read_poll(claims: Claims) -> tuple[TenantInfo | None, stats_answer.Snapshot | None]:
+    """The admission's read: the query (400 if invalid), the named tenant (403 if another),
+    then the tenant record with the poll's stats, in one cache round trip."""
+    args = ApiBlueprint.ARGUMENTS_PARSER.parse(_QUERY, location="query")
+    check_named(claims, args.get("tenantId"))
+    try:
+        snapshot = stats_answer.read(claims.tenant_id, args.get("tz"))
+    except NotFound:
+        return None, None
+    return snapshot.tenant, snapshot
+
+
+def _admit() -> None:
+    """Polls read the record with their stats; any other view of the blueprint, the record."""
+    admit_tenant(_read_poll if request.endpoint == "stats.MegaStats" else read_record)
+
+
 blp = ApiBlueprint(
-    "stats", __name__, url_prefix="/api/v1/appointments", scope=resolve_claims,
+    "stats", __name__, url_prefix="/api/v1/appointments", admit=_admit,
     description="The dashboard's appointment counts, served from the cache.",
 )
 
@@ -42,18 +66,14 @@ _HEADERS = {
 
 @blp.route("/mega-stats")
 class MegaStats(MethodView):
-    @blp.arguments(StatsQuerySchema(), location="query")
+    @blp.arguments(_QUERY, location="query")
     @blp.response(200, MegaStatsSchema, headers=_HEADERS)
     @blp.alt_response(304, description="Not modified: the body named by If-None-Match is current.",
                       headers=_HEADERS)
     def get(self, args):
         """Confirmed and pending counts for today, this week (Sunday to Saturday), this month and
         next month, in ``tz`` (default: the tenant's time zone)."""
-        try:
-            snapshot = stats_answer.read(claimed_tenant_id(args.get("tenantId")), args.get("tz"))
-        except NotFound:
-            snapshot = None
-        admit_tenant(snapshot and snapshot.tenant)
+        snapshot = current_admission().read  # read with the tenant record, when admitted
         answer = stats_answer.answer(snapshot, request.if_none_match)
         headers = {
             "X-Cache": answer.outcome.value,
