@@ -45,7 +45,7 @@ def hits_of_precomputed() -> float:
 
 @pytest.fixture(autouse=True)
 def _fresh_memo(monkeypatch):
-    monkeypatch.setattr(midnight, "_prepared", {})
+    monkeypatch.setattr(midnight, "_preparations", midnight._Preparations())
 
 
 _patients: dict[int, int] = {}

@@ -74,9 +74,10 @@ def advance(*tenant_ids: str) -> dict[str, str] | None:
     return apply(epoch, found)
 
 
-def new_generation(tenant_id: str) -> str | None:
-    """The generation of a tenant whose cache holds none (first use, eviction, a new Redis):
-    the database's, written to the cache. None if it could not be had."""
+def publish_from_database(tenant_id: str) -> str | None:
+    """For a tenant whose cache holds no generation (first use, eviction, a new Redis): read its
+    version from the database and write it to the cache, unless a newer one got there first.
+    Returns the generation now current, or None if it could not be had."""
     return (advance(tenant_id) or {}).get(tenant_id)
 
 

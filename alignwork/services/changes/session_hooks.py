@@ -20,7 +20,7 @@ service) reaches the cache through the listener alone.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from flask_sqlalchemy.session import Session
 from sqlalchemy import event, inspect
@@ -33,14 +33,29 @@ from . import generations, record
 from .generations import EVERY_TENANT
 
 WATCHED_TABLES = frozenset({Appointment.__tablename__, AppointmentCount.__tablename__})
-_TOUCHED = "alignwork.touched_tenants"
-_CHANGED_TENANTS = "alignwork.changed_tenant_records"
-_VERSIONS = "alignwork.committed_versions"
+_PUBLICATION = "alignwork.publication"
 _WRITE_SQL = re.compile(r"\b(insert|update|delete|replace|truncate|copy|merge|call)\b", re.IGNORECASE)
 
 
-def _note(session: Session, tenant_ids: Iterable[str], key: str = _TOUCHED) -> None:
-    session.info.setdefault(key, set()).update(tenant_ids)
+@dataclass
+class _Publication:
+    """What a transaction will publish after it commits, kept in ``session.info`` (the one
+    place SQLAlchemy offers per session) under one key, and dropped on rollback."""
+
+    touched: set[str] = field(default_factory=set)  # tenants whose stats may have changed
+    records: set[str] = field(default_factory=set)  # tenants whose own row changed
+    read: tuple | None = None  # ``record.read`` of them, inside the transaction
+
+    @property
+    def tenants(self) -> set[str]:
+        return self.touched | self.records
+
+
+def _publication(session: Session) -> _Publication:
+    found = session.info.get(_PUBLICATION)
+    if found is None:
+        found = session.info[_PUBLICATION] = _Publication()
+    return found
 
 
 def _before_flush(session: Session, flush_context, instances) -> None:
@@ -57,8 +72,9 @@ def _before_flush(session: Session, flush_context, instances) -> None:
             touched.update(inspect(obj).attrs.tenant_id.history.deleted)  # moved between tenants
         elif isinstance(obj, Tenant) and session.is_modified(obj):
             changed.add(obj.id)
-    _note(session, filter(None, touched))
-    _note(session, changed, _CHANGED_TENANTS)
+    publication = _publication(session)
+    publication.touched.update(filter(None, touched))
+    publication.records.update(changed)
 
 
 def _tenants_of_statement(state: ORMExecuteState) -> set[str] | None:
@@ -117,30 +133,29 @@ def _tenant_condition(where) -> set[str] | None:
 def _do_orm_execute(state: ORMExecuteState) -> None:
     found = _tenants_of_statement(state)
     if found:
-        _note(state.session, found)
+        _publication(state.session).touched.update(found)
 
 
 def _before_commit(session: Session) -> None:
     """Read the versions this transaction gives its tenants, inside it: after the commit the
     session can run no SQL, and a connection of its own might have to wait for the pool."""
     session.flush()  # the last flush, so every touched tenant is known and its version written
-    touched = session.info.get(_TOUCHED, set()) | session.info.get(_CHANGED_TENANTS, set())
-    if touched:
-        every = EVERY_TENANT in touched  # raw SQL: read every tenant, advance those that moved
-        session.info[_VERSIONS] = record.read(None if every else touched, session.connection())
+    publication = session.info.get(_PUBLICATION)
+    if publication is not None and publication.tenants:
+        tenants = publication.tenants
+        every = EVERY_TENANT in tenants  # raw SQL: read every tenant, advance those that moved
+        publication.read = record.read(None if every else tenants, session.connection())
 
 
 def _after_commit(session: Session) -> None:
-    session.info.pop(_TOUCHED, None)
-    session.info.pop(_CHANGED_TENANTS, None)
-    read = session.info.pop(_VERSIONS, None)
-    if read is not None:
+    publication = session.info.pop(_PUBLICATION, None)
+    if publication is not None and publication.read is not None:
+        read = publication.read
         generations.invalidate(*(change.tenant_id for change in read[1]), read=read)
 
 
 def _after_rollback(session: Session) -> None:
-    for key in (_TOUCHED, _CHANGED_TENANTS, _VERSIONS):
-        session.info.pop(key, None)
+    session.info.pop(_PUBLICATION, None)
 
 
 def init_app(app) -> None:

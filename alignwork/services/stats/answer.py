@@ -191,7 +191,7 @@ def _with_generation_from_database(snapshot: Snapshot) -> Snapshot:
     """The cache lost the generation but kept an entry (eviction, a generation of an older
     release): the database's version says whether the entry is still current."""
     try:
-        generation = generations.new_generation(snapshot.tenant.id)
+        generation = generations.publish_from_database(snapshot.tenant.id)
     except DATABASE_ERRORS:
         return snapshot
     return replace(snapshot, generation=generation)
@@ -234,7 +234,7 @@ def _read_through(snapshot: Snapshot) -> tuple[Outcome, Entry]:
                     generation, entry = found
                     if entry is not None:
                         return Outcome.HIT, entry
-                    return _compute_and_store(snapshot, generation or generations.new_generation(tenant_id))
+                    return _compute_and_store(snapshot, generation or generations.publish_from_database(tenant_id))
         time.sleep(LOCK_POLL_SECONDS)
         polls += 1
         found = _lookup(tenant_id, key)
@@ -243,7 +243,7 @@ def _read_through(snapshot: Snapshot) -> tuple[Outcome, Entry]:
         if found[1] is not None:
             return Outcome.HIT, found[1]
         if time.monotonic() >= deadline:
-            return _compute_and_store(snapshot, found[0] or generations.new_generation(tenant_id))
+            return _compute_and_store(snapshot, found[0] or generations.publish_from_database(tenant_id))
     return _compute_and_store(snapshot, None)  # the cache went away meanwhile
 
 

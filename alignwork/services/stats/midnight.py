@@ -49,9 +49,35 @@ MEMO_SIZE = 100_000
 REST_SECONDS = 30
 
 log = logging.getLogger(__name__)
-_resting_until = 0.0
 
-_prepared: dict[str, str] = {}  # tomorrow's key -> the generation it was prepared under
+
+class _Preparations:
+    """Process-local memory of the pre-computation: which of tomorrow's keys were prepared under
+    which generation (bounded, cleared when full), and until when the process rests after a
+    database failure. Only an optimisation: across processes the key's lock and a look at the
+    stored entry keep the work from being done twice."""
+
+    def __init__(self, size: int = MEMO_SIZE):
+        self.size = size
+        self.resting_until = 0.0
+        self._prepared: dict[str, str] = {}
+
+    def under(self, name: str) -> str | None:
+        return self._prepared.get(name)
+
+    def remember(self, name: str, generation: str) -> None:
+        if len(self._prepared) >= self.size:
+            self._prepared.clear()
+        self._prepared[name] = generation
+
+    def resting(self) -> bool:
+        return time.monotonic() < self.resting_until
+
+    def rest(self) -> None:
+        self.resting_until = time.monotonic() + REST_SECONDS
+
+
+_preparations = _Preparations()
 
 
 @lru_cache(maxsize=4096)
@@ -93,15 +119,14 @@ def prepare(key: StatsKey, zone: ZoneInfo, generation: str | None, now: datetime
     under ``generation``) if its moment has come and it is not there yet; whether this call computed it. After a
     database failure here, this process rests ``REST_SECONDS``: a poll answered from the cache
     while the database is down must not try it again and again."""
-    global _resting_until
     tomorrow = due(key, zone, now, window())
-    if tomorrow is None or time.monotonic() < _resting_until or _prepared.get(str(tomorrow)) == generation:
+    if tomorrow is None or _preparations.resting() or _preparations.under(str(tomorrow)) == generation:
         return False  # (``generation``: the one the poll read; prepared under it already, no read)
     backend = stats_backend()
     name = str(tomorrow)
     values = backend.fetch(generation_key(tomorrow.tenant_id), name)
     generation = generations.current(values[0]) if values is not None else None
-    if generation is None or _prepared.get(name) == generation:
+    if generation is None or _preparations.under(name) == generation:
         return False
     computed = False
     with backend.lock(lock_key(name), timeout=10, wait=0) as acquired:
@@ -110,14 +135,12 @@ def prepare(key: StatsKey, zone: ZoneInfo, generation: str | None, now: datetime
             try:
                 entry = entries.compute(tomorrow, zone, generation, precomputed=True)
             except DATABASE_ERRORS:
-                _resting_until = time.monotonic() + REST_SECONDS
+                _preparations.rest()
                 log.warning("could not compute tomorrow's entries before midnight (database unavailable); "
                             "trying again in %d s", REST_SECONDS)
                 raise
             computed = entries.store(tomorrow, entry)
             if computed:
                 metrics.STATS_PRECOMPUTED.inc()
-    if len(_prepared) >= MEMO_SIZE:
-        _prepared.clear()
-    _prepared[name] = generation
+    _preparations.remember(name, generation)
     return computed
