@@ -7,6 +7,7 @@ the listener can bring them to the cache.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -157,7 +158,7 @@ def test_a_catch_up_that_finds_nothing_changed_writes_nothing(setup):
     assert tick(app, listener).compared == 0
     with app.app_context():
         cache.clear()  # lost generations are read again from the database when needed
-    listener._forget()  # what a new identity (a restarted Redis) does: tested under gunicorn
+    listener.catch_up.forget()  # what a new identity (a restarted Redis) does: tested under gunicorn
     assert tick(app, listener).written == 2
     listener.close()
     fresh = ChangeListener(app)  # a restart: compares everything, writes nothing
@@ -225,7 +226,7 @@ def test_with_a_shared_cache_on_postgresql_one_listener_leads_and_another_takes_
     deadline = time.monotonic() + 5  # the server releases the lock once it sees the connection end
     while not tick(app, second).leading and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert second._leading
+    assert second.election.leading
     second.close()
 
 
@@ -266,3 +267,24 @@ def test_versions_only_grow_when_a_writer_waits_behind_a_longer_transaction(make
 def _run_on(engine, statement: str, bucket) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text(statement), {"b": bucket})
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_database_that_stays_away_is_logged_once_not_every_tick(make_app, database, caplog):
+    """An unmigrated schema fails every tick the same way: one warning, then one line when the
+    database answers again."""
+    app = make_app(database=database, create_schema=False)
+    listener = ChangeListener(app)
+    try:
+        with caplog.at_level(logging.INFO, logger="alignwork.services.changes.listener"):
+            for _ in range(5):
+                assert tick(app, listener).leading is False
+            with app.app_context():
+                db.create_all()
+            assert tick(app, listener).leading is True
+    finally:
+        listener.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "alignwork.services.changes.listener"]
+    lost = [line for line in lines if "lost the database" in line]
+    assert len(lost) == 1, lines
+    assert any("reached the database again" in line for line in lines)
