@@ -1,26 +1,14 @@
 """The tenants' generations: which stats entries are current, named by the database.
 
-A tenant's generation is ``<epoch>:<version>``, its version in the database's change record
-(``tenant_changes``, kept by triggers on every write, whoever makes it: ``record.py``). An
-entry is served only if it was computed under its tenant's current generation, so advancing
-the generation retires every zone and date of the tenant at once, on every worker sharing the
-cache, without scanning keys.
-
-Why the database's version and not a random token: two paths bring a change to the cache (this
-app right after its own commit, and the change listener for every commit, the app's included),
-and both write the *same* value, so a write costs one computation however many paths see it.
-The cache stores it only if it is higher than what it holds (``advance``, atomic in Redis), so a
-slow writer never puts an older generation back, and the tenant record (zone, token cut-off)
-read in the same snapshot is written with it. Versions only grow and never return for another
-tenant of the same id (a deleted tenant keeps its row); the epoch changes after a restore
-(``flask stats new-epoch``), so no value repeats one that an old entry carries. A generation the
-cache lost (eviction, a new Redis) is read again from the database: it is the same value, so
-entries that are still right stay served.
-
-An advance that cannot be written (the cache unreachable or hung) is remembered by the process
-and replayed by its next cache read that succeeds (``replay_pending``), before anything is
-served from the cache; the listener catches up in any case within a second of the cache coming
-back (``listener.py``).
+A tenant's generation is ``<epoch>:<version>``, its version in the change record
+(``record.py``). An entry is served only if computed under its tenant's current generation, so
+advancing it retires every zone and date of the tenant at once, on every worker sharing the
+cache. The cache takes a generation only if newer (``cache.backend.holds_at_least``), writing
+the tenant record read in the same snapshot with it; every path (this app after its commit, the
+listener) writes the same value, so a write costs one computation. An advance the cache could
+not take is remembered by the process and replayed before it serves from the cache again. The
+reasoning (why the database's version and not a random token, epochs, restores) is in
+``docs/architecture.md`` (generations).
 """
 
 from __future__ import annotations

@@ -2,28 +2,13 @@
 change, and an answer even when the database is away.
 
 A poll reads three keys in one round trip (``cache/keys.py`` names them): the tenant record (what
-authentication needs), the tenant's generation and the stats entry for the requested zone and
-its local date. An entry is served while it was computed under the current generation
-(``generations.py``), the tenant's version in the database's change record. Every committed
-write advances it, from this app's session at once (``changes/session_hooks.py``) and from the change
-listener for any writer (``listener.py``), so a write retires every zone and date of the tenant
-at once, on every worker sharing the cache.
-Operators look inside without computing anything through ``stats/operators.py``.
-
-Freshness therefore comes from invalidation. Expiry (``CACHE_DEFAULT_TIMEOUT``) is a safety
-net, for a deployment where no listener runs: past it an entry is *due*, and the first poll to find it due
-recomputes under the key's lock while the others keep being served it. Entries are kept
-``CACHE_STALE_SECONDS`` longer than that, so that while the database is down a poll can still be
-answered with the last numbers (STALE) instead of an error.
-
-Why not ``@cache.memoize``: its keys are hashes of the arguments plus a version fetched on every
-call (Flask-Caching 2.5 builds them internally and ignores a replaced ``make_cache_key``), so
-entries cannot be listed per tenant and a hit costs two round trips; its invalidations can be
-undone by a racing reader (the README says how); and it cannot say whether a call was a hit, hold
-a lock around the computation, or tell a miss from a cache outage (on Redis it fails open,
-``cache/fail_open.py``: an outage looks like a miss, where a poll must answer BYPASS). The same
-``cache`` object is used here directly, through the ``StatsBackend`` methods its backends add
-(``cache/backend.py``).
+admission needs), the tenant's generation and the stats entry for the requested zone and local
+date. An entry is served while it was computed under the current generation
+(``changes/generations.py``); expiry (``CACHE_DEFAULT_TIMEOUT``) is only a safety net past which
+the first poll recomputes under the key's lock while the others keep being served, and entries
+are kept ``CACHE_STALE_SECONDS`` longer so that a poll can answer STALE while the database is
+down. Why the ``cache`` object is used directly and not ``@cache.memoize``, and the staleness
+bounds, are in ``docs/architecture.md`` (the stats cache).
 """
 
 from __future__ import annotations
