@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.installed
 
 # `make run` serves one process with four threads: with the default SimpleCache every request
-# then sees the same cache, so a write invalidates for all of them (see README, Production).
+# then sees the same cache, so a write invalidates for all of them (see docs/deploy.md).
 
 # A local signing key, made once, so tokens survive restarts and every worker accepts them.
 instance/config.py:

@@ -168,7 +168,7 @@ class SentinelSetup:
 
 class Cluster:
     """``size`` primaries, each with ``replicas`` replicas, slots spread by ``redis-cli --cluster
-    create``. ``full_coverage=False`` sets ``cluster-require-full-coverage no``, as the README
+    create``. ``full_coverage=False`` sets ``cluster-require-full-coverage no``, as docs/deploy.md
     recommends for this cache."""
 
     def __init__(self, directory: Path, size: int = 3, replicas: int = 0, full_coverage: bool = True):

@@ -126,7 +126,7 @@ def test_one_primary_killed_takes_only_its_slots_to_bypass(deployment, cluster):
     assert {p[2] for p in traffic.polls} == {200}, [p for p in traffic.polls if p[2] != 200][:5]
     assert traffic.failed_writes == 0
     assert traffic.stale() == [], traffic.stale()[:5]
-    # The target is 1 %; measured 2.1-2.6 % on a loaded 2-core machine (see the README).
+    # The target is 1 %; measured 2.1-2.6 % on a loaded 2-core machine (see docs/architecture.md).
     # The guard here is the regression: a breaker per process sends every tenant to BYPASS for
     # whole back-off periods.
     assert others and bypassed / len(others) <= 0.05, (bypassed, len(others))
