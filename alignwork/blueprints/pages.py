@@ -15,7 +15,7 @@ from ..security import protect_page
 bp = Blueprint("pages", __name__)
 bp.after_request(protect_page)
 
-# Seconds between polls: 30 s, as docs/api.md says. A page may ask for less with ?poll=N (tests and
+# Seconds between polls: the dashboard's 30 s. A page may ask for less with ?poll=N (tests and
 # demos), within the bounds the script enforces.
 POLL_SECONDS = 30
 _DOCS = "api-docs.openapi_swagger_ui"
