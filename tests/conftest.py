@@ -279,16 +279,24 @@ def _named_tenant(path: str, kwargs) -> str | None:
     return values[0] if values else None
 
 
+SAO_JOSE_NAME = "Clínica São José"  # a clinic name that is not ASCII, to be carried intact
+
+
 class Builder:
     """The set-up steps many tests repeat: tenants, patients, appointments."""
 
     def __init__(self, app):
         self.app = app
 
-    def tenant(self, tenant_id: str = "acme", timezone: str = "America/Recife") -> str:
+    def tenant(self, tenant_id: str = "acme", timezone: str = "America/Recife",
+               name: str | None = None) -> str:
         with self.app.app_context():
-            tenants.create_tenant(tenant_id, timezone=timezone)
+            tenants.create_tenant(tenant_id, name=name, timezone=timezone)
         return tenant_id
+
+    def sao_jose(self) -> str:
+        """Tenant ``sao-jose``, in Recife, named ``SAO_JOSE_NAME``."""
+        return self.tenant("sao-jose", name=SAO_JOSE_NAME)
 
     def patient(self, tenant_id: str, name: str = "Ana") -> int:
         with self.app.app_context():
