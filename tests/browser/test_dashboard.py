@@ -230,13 +230,24 @@ def test_the_dashboard_names_the_clinic_and_the_zone_and_date_of_its_numbers(sao
     print("dashboard heading screenshot:", screenshot(page, f"dashboard-heading-{zone.replace('/', '-')}"))
 
 
-def test_an_unknown_zone_is_explained_in_the_apis_words_and_not_asked_again(sao_jose, serve, context):
-    statuses = StatsStatuses(sao_jose)
-    server = serve(statuses)
-    token = token_for(sao_jose, "sao-jose")
-    page = context().new_page()
+@pytest.fixture
+def open_dashboard(serve, context):
+    """``open_dashboard(wsgi, token, query)``: serve ``wsgi`` (the app, or a wrapper that watches
+    it) and open its dashboard in a new page with ``token`` in the fragment; the server and page."""
 
-    page.goto(f"{server.url}/?tz=Mars/Olympus&poll=1#token={token}")
+    def open_(wsgi, token: str, query: str = "?poll=1"):
+        server = serve(wsgi)
+        page = context().new_page()
+        page.goto(f"{server.url}/{query}#token={token}")
+        return server, page
+
+    return open_
+
+
+def test_an_unknown_zone_is_explained_in_the_apis_words_and_not_asked_again(sao_jose, open_dashboard):
+    statuses = StatsStatuses(sao_jose)
+    token = token_for(sao_jose, "sao-jose")
+    server, page = open_dashboard(statuses, token, "?tz=Mars/Olympus&poll=1")
     wait_for(page, "document.body.dataset.state === 'refused'", seconds=10)
     said = api(server.url, STATS + "?tz=Mars/Olympus", token)[2]["errors"]["tz"][0]
     assert said.startswith("Unknown time zone 'Mars/Olympus'")
@@ -284,13 +295,10 @@ class FailingStats(StatsStatuses):
         return super().__call__(environ, start_response)
 
 
-def test_a_server_error_is_retried_and_claims_only_the_numbers_shown(sao_jose, serve, context):
+def test_a_server_error_is_retried_and_claims_only_the_numbers_shown(sao_jose, open_dashboard):
     failing = FailingStats(sao_jose)
-    server = serve(failing)
     token = token_for(sao_jose, "sao-jose")
-    page = context().new_page()
-
-    page.goto(f"{server.url}/?poll=1#token={token}")
+    server, page = open_dashboard(failing, token)
     wait_for(page, "document.body.dataset.state === 'error'", seconds=10)
     banner = page.locator("#message").inner_text()
     assert "503" in banner and "The database is unavailable or busy" in banner
