@@ -16,6 +16,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from tests.postgres_probe import postgres_unreachable
+
 LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
@@ -51,13 +53,8 @@ def postgres_scratch(admin_url: str) -> Iterator[Database]:
 
 def postgres_problem(admin_url: str) -> str | None:
     """Why PostgreSQL cannot be used, or None."""
-    try:
-        engine = sa.create_engine(admin_url, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
-        return f"PostgreSQL not reachable: {type(exc).__name__}"
+    if error := postgres_unreachable(admin_url, connect_timeout=3):
+        return f"PostgreSQL not reachable: {error}"
     return None
 
 

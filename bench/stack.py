@@ -25,6 +25,8 @@ from pathlib import Path
 
 from flask import Flask
 
+from tests.ports import free_port
+
 from .commands import CommandLog, clean_environment
 from .databases import Database
 
@@ -262,20 +264,6 @@ class Stack:
             self.cluster_nodes = None
             for node in nodes:
                 node.stop()
-
-
-def free_port(bus: bool = False) -> int:
-    """A free loopback port; with ``bus``, port + 10000 (a cluster node's bus port) is free too."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if not bus:
-            return port
-        if port + 10000 < 65536:
-            with socket.socket() as sock, contextlib.suppress(OSError):
-                sock.bind(("127.0.0.1", port + 10000))
-                return port
 
 
 def _stop(server: Server) -> None:

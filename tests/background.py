@@ -1,4 +1,5 @@
-"""Threads that run while a ``with`` block does: the pollers and writers of the failure tests."""
+"""Threads that run while a ``with`` block does: the pollers and writers of the failure tests,
+and the benchmark's polls (it imports nothing from pytest, so ``bench`` uses it too)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Callable
 class Running:
     """Runs each loop in a thread of its own from ``__enter__`` until the block ends; a loop
     watches ``self._stop`` (an Event) and returns once it is set."""
+
+    join_seconds = 30  # how long the block's end waits for each thread
 
     def __init__(self, *loops: Callable[[], None]):
         self._stop = threading.Event()
@@ -22,4 +25,4 @@ class Running:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         for thread in self._threads:
-            thread.join(30)
+            thread.join(self.join_seconds)

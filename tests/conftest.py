@@ -35,6 +35,7 @@ from alignwork.extensions import db
 from alignwork.models import COUNTED_STATUSES, Appointment, AppointmentCount
 from alignwork.models.appointment_count import bucket_of
 from alignwork.services import patients, tenants
+from tests.postgres_probe import postgres_unreachable
 
 REQUIRE_SERVICES = os.environ.get("ALIGNWORK_REQUIRE_SERVICES") == "1"
 # The in-process modules whose answers depend on the date: with --cross-midnight only these run
@@ -103,13 +104,8 @@ def pytest_terminal_summary(terminalreporter):
 
 @functools.cache
 def _postgres_problem() -> str | None:
-    try:
-        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 2})
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-        return f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}"
+    if error := postgres_unreachable(PG_URL, connect_timeout=2):
+        return f"PostgreSQL not reachable at {PG_URL}: {error}"
     return None
 
 
@@ -283,16 +279,24 @@ def _named_tenant(path: str, kwargs) -> str | None:
     return values[0] if values else None
 
 
+SAO_JOSE_NAME = "Clínica São José"  # a clinic name that is not ASCII, to be carried intact
+
+
 class Builder:
     """The set-up steps many tests repeat: tenants, patients, appointments."""
 
     def __init__(self, app):
         self.app = app
 
-    def tenant(self, tenant_id: str = "acme", timezone: str = "America/Recife") -> str:
+    def tenant(self, tenant_id: str = "acme", timezone: str = "America/Recife",
+               name: str | None = None) -> str:
         with self.app.app_context():
-            tenants.create_tenant(tenant_id, timezone=timezone)
+            tenants.create_tenant(tenant_id, name=name, timezone=timezone)
         return tenant_id
+
+    def sao_jose(self) -> str:
+        """Tenant ``sao-jose``, in Recife, named ``SAO_JOSE_NAME``."""
+        return self.tenant("sao-jose", name=SAO_JOSE_NAME)
 
     def patient(self, tenant_id: str, name: str = "Ana") -> int:
         with self.app.app_context():

@@ -15,6 +15,7 @@ import functools
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import strategies as st
 
 from alignwork.periods import local_date, periods_for_date
@@ -241,6 +242,21 @@ def zone_and_instant(draw, zones=PROPERTY_ZONES) -> tuple[str, datetime]:
 
 
 # -- parse_timezone -----------------------------------------------------------------------
+
+
+# Names that are not IANA keys (or not only one): ``parse_timezone`` refuses each, and the API
+# answers 400 naming ``tz``.
+BAD_ZONE_NAMES = [
+    pytest.param("../../etc/passwd", id="path-traversal"),
+    pytest.param("/etc/localtime", id="absolute-path"),
+    pytest.param("America/recife", id="wrong-case"),
+    pytest.param("", id="empty"),
+    pytest.param("A" * 65, id="65-characters"),
+    pytest.param("America/" + "A" * 57, id="65-characters-zone-like"),
+    pytest.param("Not/AZone", id="unknown-key"),
+    pytest.param("America/../America/Recife", id="dot-dot-inside"),
+    pytest.param("America/Recife/", id="trailing-slash"),
+]
 
 
 def contains(period, instant: datetime) -> bool:

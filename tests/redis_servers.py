@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 import redis
 
 from tests.conftest import service_missing
+from tests.ports import free_port
 
 MASTER_NAME = "alignwork"
 
@@ -28,23 +28,6 @@ def _binary(name: str) -> str:
     if path is None:
         service_missing(f"{name} binary not found; this test starts its own Redis servers")
     return path
-
-
-def free_port(bus: bool = False) -> int:
-    """A free loopback port; with ``bus``, port + 10000 (a cluster node's bus) is free too."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if not bus:
-            return port
-        if port + 10000 < 65536:
-            with socket.socket() as probe:
-                try:
-                    probe.bind(("127.0.0.1", port + 10000))
-                    return port
-                except OSError:
-                    continue
 
 
 def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:

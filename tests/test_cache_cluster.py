@@ -14,7 +14,8 @@ from sqlalchemy import event, text
 from alignwork import metrics
 from alignwork.extensions import cache, db
 from tests.conftest import Builder
-from tests.redis_servers import Cluster, free_port
+from tests.ports import free_port
+from tests.redis_servers import Cluster
 
 STATS = "/api/v1/appointments/mega-stats"
 # Threads on two shared cores can keep one off the CPU longer than the production socket

@@ -7,18 +7,17 @@ import pytest
 
 from alignwork.extensions import cache
 from alignwork.services import tenants
-from tests.conftest import count_statements, token_for
+from tests.conftest import SAO_JOSE_NAME, Builder, count_statements, token_for
 
 TENANT = "/api/v1/tenant"
 STATS = "/api/v1/appointments/mega-stats"
-NAME = "Clínica São José"
 
 
 @pytest.fixture
 def app(cached_app):
-    with cached_app.app_context():
-        tenants.create_tenant("sao-jose", name=NAME, timezone="America/Recife")
-        tenants.create_tenant("rival", name="Rival", timezone="Asia/Tokyo")
+    build = Builder(cached_app)
+    build.sao_jose()
+    build.tenant("rival", name="Rival", timezone="Asia/Tokyo")
     return cached_app
 
 
@@ -30,9 +29,10 @@ def get(app, path, token, query=None):
 def test_the_tenant_is_its_id_name_and_zone_with_the_name_intact(app):
     response = get(app, TENANT, token_for(app, "sao-jose"))
     assert response.status_code == 200
-    assert response.get_json() == {"id": "sao-jose", "name": NAME, "timezone": "America/Recife"}
-    assert response.get_json()["name"].encode() == NAME.encode("utf-8")  # not mangled to ASCII
-    assert get(app, TENANT, token_for(app, "sao-jose"), {"tenantId": "sao-jose"}).get_json()["name"] == NAME
+    assert response.get_json() == {"id": "sao-jose", "name": SAO_JOSE_NAME, "timezone": "America/Recife"}
+    assert response.get_json()["name"].encode() == SAO_JOSE_NAME.encode("utf-8")  # not mangled to ASCII
+    named = get(app, TENANT, token_for(app, "sao-jose"), {"tenantId": "sao-jose"})
+    assert named.get_json()["name"] == SAO_JOSE_NAME
 
 
 def test_a_cached_record_is_answered_with_no_sql(app):
@@ -42,7 +42,7 @@ def test_a_cached_record_is_answered_with_no_sql(app):
     with count_statements(app) as first:
         assert get(app, TENANT, token).status_code == 200
     with count_statements(app) as second:
-        assert get(app, TENANT, token).get_json()["name"] == NAME
+        assert get(app, TENANT, token).get_json()["name"] == SAO_JOSE_NAME
     assert first and second == []  # the first read the row; the second, only the cache
 
 

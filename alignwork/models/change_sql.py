@@ -31,6 +31,8 @@ versions but ``flask stats new-epoch`` (run after a restore) changes every gener
 
 from __future__ import annotations
 
+from .trigger_sql import pg_statement_triggers, pg_trigger_function, upsert
+
 TABLE = "tenant_changes"
 EPOCH_TABLE = "change_epoch"
 SEQUENCE = "tenant_change_versions"
@@ -45,27 +47,21 @@ def _pg_bump(source: str) -> str:
     of an existing row is drawn in ``DO UPDATE``, that is once its row lock is held: drawn before
     (in the ``SELECT``), a writer that waited for the lock behind a transaction still writing the
     same tenant would store a number lower than that transaction's, and versions would go down."""
-    return (f"INSERT INTO {TABLE} (tenant_id, version, changed_at) "
-            f"SELECT tenant_id, nextval('{SEQUENCE}'), clock_timestamp() "
-            f"FROM (SELECT DISTINCT tenant_id FROM ({source}) AS changed "
-            f"WHERE tenant_id IS NOT NULL ORDER BY tenant_id) AS ordered "
-            f"ON CONFLICT (tenant_id) DO UPDATE SET version = nextval('{SEQUENCE}'), "
-            f"changed_at = EXCLUDED.changed_at;")
+    return upsert(TABLE, "tenant_id, version, changed_at",
+                  f"SELECT tenant_id, nextval('{SEQUENCE}'), clock_timestamp() "
+                  f"FROM (SELECT DISTINCT tenant_id FROM ({source}) AS changed "
+                  f"WHERE tenant_id IS NOT NULL ORDER BY tenant_id) AS ordered",
+                  "tenant_id", f"version = nextval('{SEQUENCE}'), changed_at = EXCLUDED.changed_at")
 
 
 def _pg_function(name: str, column: str) -> str:
     every = f"SELECT tenant_id FROM {TABLE} UNION SELECT id FROM tenants"
-    return (
-        f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $body$\n"
-        f"BEGIN\n"
-        f"  IF TG_OP = 'INSERT' THEN\n    {_pg_bump(f'SELECT {column} AS tenant_id FROM new_rows')}\n"
-        f"  ELSIF TG_OP = 'UPDATE' THEN\n    "
-        f"{_pg_bump(f'SELECT {column} AS tenant_id FROM old_rows UNION SELECT {column} FROM new_rows')}\n"
-        f"  ELSIF TG_OP = 'DELETE' THEN\n    {_pg_bump(f'SELECT {column} AS tenant_id FROM old_rows')}\n"
-        f"  ELSE\n    {_pg_bump(every)}\n"
-        f"  END IF;\n"
-        f"  RETURN NULL;\n"
-        f"END\n$body$"
+    return pg_trigger_function(
+        name,
+        on_insert=_pg_bump(f"SELECT {column} AS tenant_id FROM new_rows"),
+        on_update=_pg_bump(f"SELECT {column} AS tenant_id FROM old_rows UNION SELECT {column} FROM new_rows"),
+        on_delete=_pg_bump(f"SELECT {column} AS tenant_id FROM old_rows"),
+        on_truncate=_pg_bump(every),
     )
 
 
@@ -77,25 +73,17 @@ def _pg_drop_triggers() -> list[str]:
 def _pg_create() -> list[str]:
     statements = [f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE}", *_pg_drop_triggers()]
     for (table, column, short), function in zip(_WATCHED, PG_FUNCTIONS):
-        run = f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
-        statements += [_pg_function(function, column)] + [
-            f"CREATE TRIGGER tenant_changes_{short}_insert AFTER INSERT ON {table} "
-            f"REFERENCING NEW TABLE AS new_rows {run}",
-            f"CREATE TRIGGER tenant_changes_{short}_update AFTER UPDATE ON {table} "
-            f"REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows {run}",
-            f"CREATE TRIGGER tenant_changes_{short}_delete AFTER DELETE ON {table} "
-            f"REFERENCING OLD TABLE AS old_rows {run}",
-            f"CREATE TRIGGER tenant_changes_{short}_truncate AFTER TRUNCATE ON {table} {run}",
-        ]
+        statements += [_pg_function(function, column),
+                       *pg_statement_triggers(f"tenant_changes_{short}", table, function)]
     return statements
 
 
 def _sqlite_bump(tenant: str, also: str = "") -> str:
-    return (f"INSERT INTO {TABLE} (tenant_id, version, changed_at) "
-            f"SELECT {tenant}, (SELECT coalesce(max(version), 0) + 1 FROM {TABLE}), "
-            f"strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE {tenant} IS NOT NULL {also}"
-            f"ON CONFLICT (tenant_id) DO UPDATE SET version = excluded.version, "
-            f"changed_at = excluded.changed_at;")
+    condition = f"{tenant} IS NOT NULL" + (f" {also}" if also else "")
+    return upsert(TABLE, "tenant_id, version, changed_at",
+                  f"SELECT {tenant}, (SELECT coalesce(max(version), 0) + 1 FROM {TABLE}), "
+                  f"strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE {condition}",
+                  "tenant_id", "version = excluded.version, changed_at = excluded.changed_at")
 
 
 def _sqlite_create() -> list[str]:
@@ -108,7 +96,7 @@ def _sqlite_create() -> list[str]:
             f"BEGIN {_sqlite_bump('NEW.' + column)} END",
             f"CREATE TRIGGER IF NOT EXISTS tenant_changes_{short}_update AFTER UPDATE ON {table} "
             f"BEGIN {_sqlite_bump('OLD.' + column)} "
-            f"{_sqlite_bump('NEW.' + column, f'AND NEW.{column} IS NOT OLD.{column} ')} END",
+            f"{_sqlite_bump('NEW.' + column, f'AND NEW.{column} IS NOT OLD.{column}')} END",
             f"CREATE TRIGGER IF NOT EXISTS tenant_changes_{short}_delete AFTER DELETE ON {table} "
             f"BEGIN {_sqlite_bump('OLD.' + column)} END",
         ]

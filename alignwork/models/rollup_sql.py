@@ -34,6 +34,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from .appointment import COUNTED_STATUSES
+from .trigger_sql import pg_statement_triggers, pg_trigger_function, upsert
 
 TABLE = "appointment_counts"
 TRIGGER_NAMES = ("appointment_counts_insert", "appointment_counts_update",
@@ -56,10 +57,10 @@ def bucket_sql(dialect: str, column: str) -> str:
 
 
 def _sqlite_upsert(row: str, delta: int) -> str:
-    return (f"INSERT INTO {TABLE} (tenant_id, bucket, status, n) "
-            f"SELECT {row}.tenant_id, {bucket_sql('sqlite', row + '.starts_at')}, {row}.status, {delta} "
-            f"WHERE {row}.status IN {COUNTED} "
-            f"ON CONFLICT (tenant_id, bucket, status) DO UPDATE SET n = n + excluded.n;")
+    bucket = bucket_sql("sqlite", f"{row}.starts_at")
+    return upsert(TABLE, "tenant_id, bucket, status, n",
+                  f"SELECT {row}.tenant_id, {bucket}, {row}.status, {delta} WHERE {row}.status IN {COUNTED}",
+                  "tenant_id, bucket, status", "n = n + excluded.n")
 
 
 def _sqlite_refuse_unparseable(row: str) -> str:
@@ -86,35 +87,23 @@ def _pg_changes(sources: list[tuple[str, int]]) -> str:
         f"FROM {table} WHERE status IN {COUNTED}"
         for table, sign in sources
     )
-    return (f"INSERT INTO {TABLE} AS c (tenant_id, bucket, status, n) "
-            f"SELECT tenant_id, bucket, status, sum(n) FROM ({parts}) AS change "
-            f"GROUP BY tenant_id, bucket, status HAVING sum(n) <> 0 "
-            f"ORDER BY tenant_id, bucket, status "
-            f"ON CONFLICT (tenant_id, bucket, status) DO UPDATE SET n = c.n + EXCLUDED.n;")
+    return upsert(f"{TABLE} AS c", "tenant_id, bucket, status, n",
+                  f"SELECT tenant_id, bucket, status, sum(n) FROM ({parts}) AS change "
+                  f"GROUP BY tenant_id, bucket, status HAVING sum(n) <> 0 "
+                  f"ORDER BY tenant_id, bucket, status",
+                  "tenant_id, bucket, status", "n = c.n + EXCLUDED.n")
 
 
 def _pg_create() -> list[str]:
-    function = (
-        f"CREATE OR REPLACE FUNCTION {PG_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $body$\n"
-        f"BEGIN\n"
-        f"  IF TG_OP = 'INSERT' THEN\n    {_pg_changes([('new_rows', 1)])}\n"
-        f"  ELSIF TG_OP = 'UPDATE' THEN\n    {_pg_changes([('old_rows', -1), ('new_rows', 1)])}\n"
-        f"  ELSIF TG_OP = 'DELETE' THEN\n    {_pg_changes([('old_rows', -1)])}\n"
-        f"  ELSE\n    DELETE FROM {TABLE};\n"
-        f"  END IF;\n"
-        f"  RETURN NULL;\n"
-        f"END\n$body$"
+    function = pg_trigger_function(
+        PG_FUNCTION,
+        on_insert=_pg_changes([("new_rows", 1)]),
+        on_update=_pg_changes([("old_rows", -1), ("new_rows", 1)]),
+        on_delete=_pg_changes([("old_rows", -1)]),
+        on_truncate=f"DELETE FROM {TABLE};",
     )
-    run = f"FOR EACH STATEMENT EXECUTE FUNCTION {PG_FUNCTION}()"
-    return [function] + [f"DROP TRIGGER IF EXISTS {name} ON appointments" for name in TRIGGER_NAMES] + [
-        f"CREATE TRIGGER appointment_counts_insert AFTER INSERT ON appointments "
-        f"REFERENCING NEW TABLE AS new_rows {run}",
-        f"CREATE TRIGGER appointment_counts_update AFTER UPDATE ON appointments "
-        f"REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows {run}",
-        f"CREATE TRIGGER appointment_counts_delete AFTER DELETE ON appointments "
-        f"REFERENCING OLD TABLE AS old_rows {run}",
-        f"CREATE TRIGGER appointment_counts_truncate AFTER TRUNCATE ON appointments {run}",
-    ]
+    return [function, *(f"DROP TRIGGER IF EXISTS {name} ON appointments" for name in TRIGGER_NAMES),
+            *pg_statement_triggers("appointment_counts", "appointments", PG_FUNCTION)]
 
 
 def create_triggers(dialect: str) -> list[str]:

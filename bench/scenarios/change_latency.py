@@ -14,11 +14,12 @@ a poll is not told apart here (the tests do that, from the access log).
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
 import psycopg
+
+from tests.background import Running
 
 from .. import client
 from ..report import median, percentile
@@ -29,12 +30,13 @@ SCENARIO = "8 change latency"
 SETTLE = 3.0  # seconds of polling after a write before the next one
 
 
-class _Polls:
+class _Polls(Running):
+    join_seconds = 15
+
     def __init__(self, url: str, token: str, threads: int = 4):
         self.url, self.token = url, token
         self.polls: list[tuple[float, bytes]] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        super().__init__(*[self._run] * threads)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -43,16 +45,6 @@ class _Polls:
             if answer.status == 200:
                 self.polls.append((sent, answer.body))
             time.sleep(0.02)
-
-    def __enter__(self) -> _Polls:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(15)
 
     def latest(self) -> bytes:
         return self.polls[-1][1]

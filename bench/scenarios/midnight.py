@@ -27,9 +27,10 @@ from zoneinfo import ZoneInfo
 import time_machine
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from tests.ports import free_port
+
 from ..dashboards import Dashboard, Fleet, sweep
 from ..report import median, percentile
-from ..stack import free_port
 from . import MEGA_STATS, Context
 
 SCENARIO = "9 midnight"

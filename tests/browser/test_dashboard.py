@@ -21,7 +21,7 @@ from tests.browser.conftest import (
     wait_for,
     wait_until_page_shows_the_api,
 )
-from tests.conftest import Builder, token_for
+from tests.conftest import SAO_JOSE_NAME, Builder, token_for
 
 pytestmark = pytest.mark.slow
 
@@ -148,14 +148,12 @@ def test_the_dashboard_fits_a_phone(clinic, serve, context):
 # -- what the numbers are for: the clinic, the zone and the local date ---------------------
 
 TENANT = "/api/v1/tenant"
-NAME = "Clínica São José"
 
 
 @pytest.fixture
 def sao_jose(clinic):
     """The clinic app with a tenant whose name is not ASCII."""
-    with clinic.app_context():
-        tenants.create_tenant("sao-jose", name=NAME, timezone="America/Recife")
+    Builder(clinic).sao_jose()
     return clinic
 
 
@@ -220,8 +218,8 @@ def test_the_dashboard_names_the_clinic_and_the_zone_and_date_of_its_numbers(sao
     assert str(named.year) in words and named.strftime("%B") in words and str(named.day) in words.split()
 
     wait_for(page, "document.querySelector('[data-field=\"clinic\"]').textContent !== 'Appointments'")
-    assert page_scope(page)["clinic"] == api(server.url, TENANT, token)[2]["name"] == NAME
-    assert NAME in page.title()
+    assert page_scope(page)["clinic"] == api(server.url, TENANT, token)[2]["name"] == SAO_JOSE_NAME
+    assert SAO_JOSE_NAME in page.title()
 
     # Times are shown in the zone of the numbers, not the browser's.
     for name in ("checked", "changed"):
@@ -232,13 +230,24 @@ def test_the_dashboard_names_the_clinic_and_the_zone_and_date_of_its_numbers(sao
     print("dashboard heading screenshot:", screenshot(page, f"dashboard-heading-{zone.replace('/', '-')}"))
 
 
-def test_an_unknown_zone_is_explained_in_the_apis_words_and_not_asked_again(sao_jose, serve, context):
-    statuses = StatsStatuses(sao_jose)
-    server = serve(statuses)
-    token = token_for(sao_jose, "sao-jose")
-    page = context().new_page()
+@pytest.fixture
+def open_dashboard(serve, context):
+    """``open_dashboard(wsgi, token, query)``: serve ``wsgi`` (the app, or a wrapper that watches
+    it) and open its dashboard in a new page with ``token`` in the fragment; the server and page."""
 
-    page.goto(f"{server.url}/?tz=Mars/Olympus&poll=1#token={token}")
+    def open_(wsgi, token: str, query: str = "?poll=1"):
+        server = serve(wsgi)
+        page = context().new_page()
+        page.goto(f"{server.url}/{query}#token={token}")
+        return server, page
+
+    return open_
+
+
+def test_an_unknown_zone_is_explained_in_the_apis_words_and_not_asked_again(sao_jose, open_dashboard):
+    statuses = StatsStatuses(sao_jose)
+    token = token_for(sao_jose, "sao-jose")
+    server, page = open_dashboard(statuses, token, "?tz=Mars/Olympus&poll=1")
     wait_for(page, "document.body.dataset.state === 'refused'", seconds=10)
     said = api(server.url, STATS + "?tz=Mars/Olympus", token)[2]["errors"]["tz"][0]
     assert said.startswith("Unknown time zone 'Mars/Olympus'")
@@ -249,7 +258,7 @@ def test_an_unknown_zone_is_explained_in_the_apis_words_and_not_asked_again(sao_
     assert page_counts(page) == {}  # no numbers claimed
     assert page.locator("[data-period='today'][data-status='confirmed']").inner_text() == "–"
     assert page_scope(page)["shown"] is False  # nor a zone or date
-    wait_for(page, f"document.querySelector('[data-field=\"clinic\"]').textContent === {NAME!r}")
+    wait_for(page, f"document.querySelector('[data-field=\"clinic\"]').textContent === {SAO_JOSE_NAME!r}")
     print("unknown zone screenshot:", screenshot(page, "dashboard-unknown-zone"))
 
     page.wait_for_timeout(3500)  # a poll every second, were it still polling
@@ -286,13 +295,10 @@ class FailingStats(StatsStatuses):
         return super().__call__(environ, start_response)
 
 
-def test_a_server_error_is_retried_and_claims_only_the_numbers_shown(sao_jose, serve, context):
+def test_a_server_error_is_retried_and_claims_only_the_numbers_shown(sao_jose, open_dashboard):
     failing = FailingStats(sao_jose)
-    server = serve(failing)
     token = token_for(sao_jose, "sao-jose")
-    page = context().new_page()
-
-    page.goto(f"{server.url}/?poll=1#token={token}")
+    server, page = open_dashboard(failing, token)
     wait_for(page, "document.body.dataset.state === 'error'", seconds=10)
     banner = page.locator("#message").inner_text()
     assert "503" in banner and "The database is unavailable or busy" in banner
