@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import g, request
 
-from .auth import ADMIN, AuthError, Claims, Principal, admit, read_claims
+from .auth import ADMIN, AuthError, Claims, Principal, admit, authenticate, read_claims
 from .services.exceptions import ServiceError
 from .services.tenants import TenantInfo, get_tenant, is_valid_tenant_id
 
@@ -71,34 +71,41 @@ def check_named(claims: Claims, named: str | None) -> None:
 
 
 def read_record(claims: Claims) -> tuple[TenantInfo | None, None]:
-    """The default ``RecordReader``: the tenant record alone (cached; SQL only when missing)."""
-    check_named(claims, named_tenant_id())
+    """The tenant record alone (cached; SQL only when missing)."""
     try:
         return get_tenant(claims.tenant_id), None
     except ServiceError:
         return None, None
 
 
-def admit_tenant(read: RecordReader = read_record) -> None:
+def admit_tenant(read: RecordReader | None = None) -> None:
     """``before_request`` of a tenant-scoped blueprint: the token, then its tenant's record
-    (revocation), or a refusal (401/403/400). CORS preflights carry no token and pass."""
+    (revocation), or a refusal (401/403/400). CORS preflights carry no token and pass.
+
+    ``read``: the blueprint's own ``RecordReader``, which checks the request's named tenant
+    itself; by default the record is read alone and the named tenant checked after the
+    revocation."""
     if request.method == "OPTIONS":
         return
     claims = read_claims(request.headers.get("Authorization"))
     if claims.scope == ADMIN:
         raise AuthError("Admin tokens cannot act for a tenant; use the tenant's token.", 403)
-    tenant, found = read(claims)
+    tenant, found = (read or read_record)(claims)
     if tenant is None:
         raise AuthError("Invalid token.")
-    setattr(g, _ADMISSION, Admission(admit(claims, tenant), found))
+    principal = admit(claims, tenant)
+    if read is None:
+        check_named(claims, named_tenant_id())
+    setattr(g, _ADMISSION, Admission(principal, found))
 
 
 def require_admin() -> None:
-    """``before_request`` of operations endpoints: admin tokens only."""
-    claims = read_claims(request.headers.get("Authorization"))
-    if claims.scope != ADMIN:
+    """``before_request`` of operations endpoints: admin tokens only (a tenant token is read
+    and admitted first, so a revoked one is a 401, as anywhere)."""
+    principal = authenticate(request.headers.get("Authorization"))
+    if principal.scope != ADMIN:
         raise AuthError("This endpoint needs an admin token.", 403)
-    setattr(g, _ADMISSION, Admission(Principal(ADMIN, None)))
+    setattr(g, _ADMISSION, Admission(principal))
 
 
 def current_admission() -> Admission:

@@ -21,7 +21,7 @@ from ..schemas import MegaStatsSchema, StatsQuerySchema
 from ..services.exceptions import NotFound
 from ..services.stats import answer as stats_answer
 from ..services.tenants import TenantInfo
-from ..tenancy import admit_tenant, check_named, current_admission, read_record
+from ..tenancy import admit_tenant, check_named, current_admission
 from . import ApiBlueprint
 
 # One instance for the view's declaration and the admission: the parser remembers valid query
@@ -43,7 +43,7 @@ def _read_poll(claims: Claims) -> tuple[TenantInfo | None, stats_answer.Snapshot
 
 def _admit() -> None:
     """Polls read the record with their stats; any other view of the blueprint, the record."""
-    admit_tenant(_read_poll if request.endpoint == "stats.MegaStats" else read_record)
+    admit_tenant(_read_poll if request.endpoint == _POLL_ENDPOINT else None)
 
 
 blp = ApiBlueprint(
@@ -89,3 +89,6 @@ class MegaStats(MethodView):
             return current_app.response_class(status=304, headers=headers)
         # The body was encoded once, when computed: sent as stored.
         return current_app.response_class(answer.entry.body, mimetype="application/json", headers=headers)
+
+
+_POLL_ENDPOINT = f"{blp.name}.{MegaStats.__name__}"

@@ -25,7 +25,6 @@ from .query import Stats, compute_stats
 # previous release, still serving during a rolling deploy, reads everything it writes; the next
 # release writes 2, which this one already reads. A field added later with a default needs no
 # new format number: readers ignore names they do not know.
-READS_FORMATS = (1, 2)
 WRITES_FORMAT = 1
 
 
