@@ -7,7 +7,9 @@ import re
 from flask import request
 from flask_smorest import Blueprint
 from marshmallow import Schema
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import BadRequest
 
 from ..errors import error_response
 from ..tenancy import resolve_tenant
@@ -41,17 +43,23 @@ class _Parser(FlaskParser):
             self._parsed_queries[key] = found
         return dict(found)
 
+    def load_json(self, req, schema):
+        """The body as ``_require_json_body`` parsed and checked it (Flask keeps the parse), not
+        parsed a second time."""
+        return req.get_json() if is_json_request(req) else core.missing
+
 
 class ApiBlueprint(Blueprint):
     """An API blueprint whose every request is authenticated before the view: by default for
-    a tenant (``tenancy.resolve_tenant``), or by the given ``scope`` hook."""
+    a tenant (``tenancy.resolve_tenant``), or by the given ``scope`` hook. A write's body is
+    checked first (``_require_json_body``), since authentication reads ``tenantId`` from it."""
 
     ARGUMENTS_PARSER = _Parser()
 
     def __init__(self, *args, scope=resolve_tenant, **kwargs):
         super().__init__(*args, **kwargs)
-        self.before_request(scope)
         self.before_request(_require_json_body)
+        self.before_request(scope)
 
     def _store_endpoint_docs(self, endpoint, obj, parameters, tags, **options):
         """The views' docstrings are reStructuredText, as every docstring here, and become the
@@ -70,7 +78,43 @@ def _markdown_code(text: str) -> str:
     return _RST_LITERAL.sub(r"`\1`", text)
 
 
+_WRITES = ("POST", "PUT", "PATCH")
+# No body this API takes nests deeper than an object of scalars; the bound leaves room to grow.
+MAX_BODY_DEPTH = 32
+
+
 def _require_json_body():
-    if request.method in ("POST", "PUT", "PATCH") and not request.is_json:
+    """A write's body is JSON, parsed here once, before anything reads it: Flask keeps the
+    parse, so authentication (``tenantId``) and the view's arguments share it.
+
+    Python's JSON parser recurses once per level of nesting, so a 2 KB body nested a thousand
+    deep raises ``RecursionError`` (a 500), and one that just parses would trip the next
+    recursive walk over it instead. Such a body is refused like a malformed one: a 400 naming
+    the body."""
+    if request.method not in _WRITES:
+        return None
+    if not request.is_json:
         return error_response(415, "Send the body as JSON (Content-Type: application/json).")
+    try:
+        too_deep = _nested_deeper_than(request.get_json(), MAX_BODY_DEPTH)
+    except BadRequest:
+        return error_response(400, "The body is not valid JSON.", {"json": ["Invalid JSON body."]})
+    except RecursionError:
+        too_deep = True
+    if too_deep:
+        return error_response(400, f"The JSON body is nested more than {MAX_BODY_DEPTH} levels deep.",
+                              {"json": [f"Nested more than {MAX_BODY_DEPTH} levels deep."]})
     return None
+
+
+def _nested_deeper_than(value, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels in ``value``; iterative, since
+    a recursive walk is what such a body breaks."""
+    pending = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
