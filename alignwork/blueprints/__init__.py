@@ -6,18 +6,25 @@ import re
 
 from flask import request
 from flask_smorest import Blueprint
-from marshmallow import Schema
+from marshmallow import RAISE, Schema, ValidationError
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import BadRequest
 
 from ..errors import error_response
+from ..schemas import OLD_SPELLINGS
 from ..tenancy import resolve_tenant
 
 
 class _Parser(FlaskParser):
     """webargs' parser, with bad input a 400 naming the field (as the dashboard client expects,
-    not webargs' 422), and query strings parsed once per process.
+    not webargs' 422), a query that says only what the operation takes, and query strings
+    parsed once per process.
+
+    webargs ignores unknown query parameters by default, so a misspelt ``?pagesize=10`` or a
+    parameter another operation takes would be dropped without a word: here they are a 400
+    naming them. A repeated parameter is refused too, unless its field takes a list: webargs
+    would hand the schema the first value and drop the others as silently.
 
     Every dashboard sends the same query string every 30 seconds, and parsing it through
     marshmallow is a sizeable share of a cached poll. A query schema's result depends only on the
@@ -25,6 +32,8 @@ class _Parser(FlaskParser):
     never stored and are refused every time)."""
 
     DEFAULT_VALIDATION_STATUS = 400
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+                                   "query": RAISE, "querystring": RAISE}
     MEMO_SIZE = 4096
 
     def __init__(self, *args, **kwargs):
@@ -42,6 +51,15 @@ class _Parser(FlaskParser):
                 self._parsed_queries.clear()
             self._parsed_queries[key] = found
         return dict(found)
+
+    def load_querystring(self, req, schema):
+        query = super().load_querystring(req, schema)
+        known = {field.data_key or name for name, field in schema.load_fields.items()}
+        repeated = {key: [f"Given {len(values)} times; give it once."] for key, values in req.args.lists()
+                    if len(values) > 1 and key in known and key not in query.multiple_keys}
+        if repeated:
+            raise ValidationError(repeated)
+        return query
 
     def load_json(self, req, schema):
         """The body as ``_require_json_body`` parsed and checked it (Flask keeps the parse), not
@@ -64,11 +82,36 @@ class ApiBlueprint(Blueprint):
     def _store_endpoint_docs(self, endpoint, obj, parameters, tags, **options):
         """The views' docstrings are reStructuredText, as every docstring here, and become the
         operations' summary and description, which Swagger UI renders as Markdown: ``x`` is
-        written `x` there (Markdown shows double backticks literally)."""
+        written `x` there (Markdown shows double backticks literally).
+
+        Parameters given to ``blp.doc`` (the ``Idempotency-Key`` header) join those of
+        ``blp.arguments``: flask-smorest would let them replace the list, and with it the
+        query parameters the operation takes."""
         super()._store_endpoint_docs(endpoint, obj, parameters, tags, **options)
         for doc in self._docs[endpoint].values():
             if isinstance(doc, dict) and "docstring" in doc:
                 doc["docstring"] = {key: _markdown_code(text) for key, text in doc["docstring"].items()}
+            if isinstance(doc, dict) and "parameters" in doc.get("manual_doc", {}) and "arguments" in doc:
+                doc["arguments"]["parameters"] += doc["manual_doc"].pop("parameters")
+
+
+# Where a client reads what replaces a deprecated spelling, and until when it is accepted.
+DEPRECATION_LINK = '</docs/api.md>; rel="deprecation"; type="text/markdown"'
+DEPRECATION_HEADERS = {
+    "Deprecation": {"description": "`true` when the request used a deprecated spelling (`page_size`): "
+                                   "it goes in the next release.",
+                    "schema": {"type": "string", "enum": ["true"]}},
+    "Link": {"description": "With Deprecation: where the deprecation is explained (`rel=\"deprecation\"`).",
+             "schema": {"type": "string"}},
+}
+
+
+def deprecation_headers(args: dict) -> dict[str, str]:
+    """The headers that tell a client its request used a spelling that goes in the next release
+    (RFC 9745's ``Deprecation``, with a ``Link`` to why), or none."""
+    if not args.get(OLD_SPELLINGS):
+        return {}
+    return {"Deprecation": "true", "Link": DEPRECATION_LINK}
 
 
 _RST_LITERAL = re.compile(r"``(.+?)``", re.DOTALL)
