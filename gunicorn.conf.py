@@ -129,7 +129,9 @@ def on_reload(server):
         return
     bug = not isinstance(refused, (str, ConfigurationError))
     server.log.error("AlignWork refuses the reloaded settings; the running workers keep serving with "
-                     "the settings they have: %s", refused, exc_info=refused if bug else None)
+                     "the settings they have, and the master takes no reload (HUP) for the next %s s "
+                     "(graceful_timeout; one sent meanwhile waits until then): %s",
+                     server.cfg.graceful_timeout, refused, exc_info=refused if bug else None)
     server.num_workers = len(server.WORKERS)
     server.cfg.set("workers", 0)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from .models import STATUSES, TENANT_ID_PATTERN
 from .periods import InvalidTimezone, parse_timezone
@@ -56,6 +56,11 @@ def tenant_id_field(**kwargs) -> fields.String:
     )
 
 
+class NoQuerySchema(Schema):
+    """The query of an operation that takes no parameters: any given is refused, as an unknown
+    one is everywhere (the blueprints' parser loads queries with ``unknown=RAISE``)."""
+
+
 class TenantQuerySchema(Schema):
     tenantId = tenant_id_field()
 
@@ -75,16 +80,50 @@ class PatientSchema(Schema):
     createdAt = UTCDateTime(attribute="created_at", dump_only=True)
 
 
+PAGE_SIZE = validate.Range(min=1, max=100)  # more is a 400, never a silent clamp
+# A key of the loaded arguments: the old spellings the request used (see PageQuerySchema).
+OLD_SPELLINGS = "oldSpellings"
+
+
 class PageQuerySchema(TenantQuerySchema):
+    """``page`` and ``pageSize``, in the camelCase of the rest of the API.
+
+    ``page_size`` is the old spelling, still accepted for one release: it loads as ``pageSize``,
+    and ``OLD_SPELLINGS`` names it, for the view to answer with a ``Deprecation`` header."""
+
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    pageSize = fields.Integer(load_default=50, validate=PAGE_SIZE, metadata={"description": "Rows per page."})
+    page_size = fields.Integer(validate=PAGE_SIZE, metadata={
+        "deprecated": True,
+        "description": "The old spelling of pageSize, accepted until the next release; answered with "
+                       "`Deprecation: true`."})
+
+    @validates_schema(pass_original=True)
+    def _one_spelling(self, data, original_data, **kwargs):
+        if "pageSize" in original_data and "page_size" in original_data:
+            raise ValidationError("Give pageSize only: page_size is its old spelling.",
+                                  field_name="page_size")
+
+    @post_load
+    def _new_spelling(self, data, **kwargs):
+        if "page_size" in data:
+            data["pageSize"] = data.pop("page_size")
+            data[OLD_SPELLINGS] = ("page_size",)
+        return data
 
 
 class PageSchema(Schema):
-    total = fields.Integer()
-    page = fields.Integer()
-    page_size = fields.Integer()
-    total_pages = fields.Integer()
+    """A page of a list. Its keys were snake_case until this release, and are sent in both
+    spellings for this one, so clients can move before the old ones go."""
+
+    total = fields.Integer(dump_only=True)
+    page = fields.Integer(dump_only=True)
+    pageSize = fields.Integer(attribute="page_size", dump_only=True)
+    totalPages = fields.Integer(attribute="total_pages", dump_only=True)
+    page_size = fields.Integer(dump_only=True, metadata={
+        "deprecated": True, "description": "The old spelling of pageSize; gone in the next release."})
+    total_pages = fields.Integer(dump_only=True, metadata={
+        "deprecated": True, "description": "The old spelling of totalPages; gone in the next release."})
 
 
 class PatientPageSchema(PageSchema):

@@ -19,6 +19,8 @@ PAGE_POLICY = "; ".join([
     "form-action 'self'",
     "frame-ancestors 'none'",
 ])
+# The API docs (/api/docs): the same, but Swagger UI's stylesheet draws its icons as data: URIs.
+DOCS_POLICY = PAGE_POLICY.replace("img-src 'self'", "img-src 'self' data:")
 
 
 def _harden(response: Response) -> Response:
@@ -26,10 +28,10 @@ def _harden(response: Response) -> Response:
     return response
 
 
-def protect_page(response: Response) -> Response:
+def protect_page(response: Response, policy: str = PAGE_POLICY) -> Response:
     """``after_request`` of the HTML pages. The token sits in the URL fragment or sessionStorage,
     never in a URL a Referer could carry; no-referrer keeps even the page's address private."""
-    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    response.headers["Content-Security-Policy"] = policy
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
     return response

@@ -4,12 +4,14 @@ and nothing written. The last test fuzzes the API from its own OpenAPI document.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
+from alignwork.blueprints import MAX_BODY_DEPTH
 from alignwork.extensions import db
 from alignwork.models import Appointment, Patient
 from tests.conftest import Builder, token_for, utc
@@ -92,6 +94,44 @@ def test_hostile_input_gets_the_documented_4xx(hostile_app, method, url, kwargs,
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     with hostile_app.app_context():
         assert db.session.query(Appointment).count() == 1
+        assert db.session.query(Patient).count() == 1
+        assert db.session.get(Appointment, 1).status == "pending"
+
+
+DEEP = {
+    "arrays, 1,000 deep": "[" * 1000 + "]" * 1000,
+    "objects, 1,000 deep": '{"a":' * 1000 + "0" + "}" * 1000,
+    "a field's value, 1,000 deep": '{"tenantId": "acme", "name": ' + "[" * 1000 + "]" * 1000 + "}",
+    "arrays, 20,000 deep": "[" * 20_000 + "]" * 20_000,
+    "one level past the bound": "[" * (MAX_BODY_DEPTH + 1) + "]" * (MAX_BODY_DEPTH + 1),
+}
+
+
+def _writes(app) -> list[tuple[str, str]]:
+    """(method, url) of every API route that takes a body, from the app's own URL map."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/"):
+            url = re.sub(r"<[^>]+>", "1", rule.rule) + "?tenantId=acme"
+            found += [(method, url) for method in sorted(rule.methods & {"POST", "PUT", "PATCH"})]
+    return found
+
+
+@pytest.mark.parametrize("body", DEEP.values(), ids=DEEP.keys())
+def test_a_deeply_nested_body_is_a_400_naming_it_on_every_write(hostile_app, caplog, body):
+    """Python's JSON parser recurses per level: such a body used to raise RecursionError, a 500
+    with a traceback in the log, on every write."""
+    writes = _writes(hostile_app)
+    assert {"POST /api/v1/patients?tenantId=acme", "POST /api/v1/appointments?tenantId=acme",
+            "PATCH /api/v1/appointments/1?tenantId=acme"} <= {f"{m} {u}" for m, u in writes}
+    client = hostile_app.test_client()
+    for method, url in writes:
+        response = client.open(url, method=method, data=body, content_type="application/json")
+        assert response.status_code == 400, (method, url, response.get_data(as_text=True)[:300])
+        answer = response.get_json()
+        assert answer["code"] == 400 and "JSON body" in answer["message"] and "json" in answer["errors"]
+    assert "Unhandled error" not in caplog.text and "RecursionError" not in caplog.text
+    with hostile_app.app_context():
         assert db.session.query(Patient).count() == 1
         assert db.session.get(Appointment, 1).status == "pending"
 

@@ -301,6 +301,7 @@ def test_a_reload_with_a_refused_setting_keeps_the_server_serving(serving, tmp_p
         time.sleep(0.6)
     refusal = [line for line in server.output().splitlines() if "refuses the reloaded settings" in line]
     assert len(refusal) == 1 and "CACHE_TYPE must be one of" in refusal[0]
+    assert "takes no reload (HUP) for the next 1 s (graceful_timeout" in refusal[0]  # its own, not 20
 
     settings.write_text("")
     server.process.send_signal(signal.SIGHUP)

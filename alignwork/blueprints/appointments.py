@@ -14,7 +14,7 @@ from ..schemas import (
 )
 from ..services import appointments
 from ..tenancy import current_tenant
-from . import ApiBlueprint
+from . import DEPRECATION_HEADERS, ApiBlueprint, deprecation_headers
 
 blp = ApiBlueprint(
     "appointments", __name__, url_prefix="/api/v1/appointments", description="Appointments and their stats."
@@ -26,22 +26,24 @@ _UPDATE_FIELDS = {"status": "status", "startsAt": "starts_at", "durationMin": "d
 @blp.route("")
 class Appointments(MethodView):
     @blp.arguments(AppointmentListQuerySchema(), location="query")
-    @blp.response(200, AppointmentPageSchema)
+    @blp.response(200, AppointmentPageSchema, headers=DEPRECATION_HEADERS)
     def get(self, args):
         """List the tenant's appointments, ordered by start; ``from``/``to`` are ``[from, to)``."""
-        return appointments.list_appointments(
+        page = appointments.list_appointments(
             current_tenant().id,
             page=args["page"],
-            page_size=args["page_size"],
+            page_size=args["pageSize"],
             start=args.get("from_"),
             end=args.get("to"),
             status=args.get("status"),
         )
+        return page, deprecation_headers(args)
 
+    @blp.arguments(TenantQuerySchema(), location="query")
     @blp.arguments(AppointmentCreateSchema())
     @idempotency.documented(blp)
     @blp.response(201, AppointmentSchema, headers=idempotency.REPLAYED_HEADER)
-    def post(self, data):
+    def post(self, _args, data):
         """Book an appointment for one of the tenant's patients. Send an `Idempotency-Key` to
         make a retry safe."""
         return appointments.add_appointment(

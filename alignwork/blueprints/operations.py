@@ -8,6 +8,7 @@ from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import metrics
+from ..schemas import NoQuerySchema
 from ..services.stats import operators
 from ..tenancy import require_admin
 from . import ApiBlueprint
@@ -46,15 +47,17 @@ class CacheMetricsSchema(Schema):
 
 @blp.route("/api/v1/appointments/cache-metrics")
 class CacheMetrics(MethodView):
+    @blp.arguments(NoQuerySchema(), location="query")
     @blp.response(200, CacheMetricsSchema)
-    def get(self):
+    def get(self, _args):
         """Mega-stats cache totals since the server started, summed over every worker."""
         return metrics.cache_summary(operators.cache_size())
 
 
 @blp.route("/metrics")
 class PrometheusMetrics(MethodView):
+    @blp.arguments(NoQuerySchema(), location="query")
     @blp.response(200, {"type": "string"}, content_type="text/plain")
-    def get(self):
+    def get(self, _args):
         """Prometheus text format (send the admin token as a bearer token)."""
         return Response(generate_latest(metrics.registry()), content_type=CONTENT_TYPE_LATEST)

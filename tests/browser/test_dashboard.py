@@ -184,6 +184,14 @@ def wait_until_page_names_what_the_api_does(page, base, token, path, seconds: fl
         page.wait_for_timeout(100)
 
 
+def english_date(day: date) -> str:
+    """A date as the dashboard writes it, in its own language (``<html lang="en">``)."""
+    weekdays = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+    months = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+              "October", "November", "December"]
+    return f"{weekdays[day.weekday()]}, {months[day.month - 1]} {day.day}, {day.year}"
+
+
 def shown_time(page, name: str) -> tuple[datetime, str]:
     """The instant a freshness field names, and the text the reader sees for it (read together:
     the next poll may replace them)."""
@@ -215,7 +223,7 @@ def test_the_dashboard_names_the_clinic_and_the_zone_and_date_of_its_numbers(sao
     assert day in {after.date().isoformat(), (after - timedelta(seconds=10)).date().isoformat()}
     words = page_scope(page)["dateText"]
     named = date.fromisoformat(day)
-    assert str(named.year) in words and named.strftime("%B") in words and str(named.day) in words.split()
+    assert words == english_date(named)  # the page's language, not the browser's (en-GB)
 
     wait_for(page, "document.querySelector('[data-field=\"clinic\"]').textContent !== 'Appointments'")
     assert page_scope(page)["clinic"] == api(server.url, TENANT, token)[2]["name"] == SAO_JOSE_NAME
@@ -353,3 +361,23 @@ def test_the_date_shown_is_the_one_of_the_numbers_shown_across_midnight(make_app
         words = page.locator('[data-field="local-date"]').inner_text()
         assert words == "Wednesday, December 2, 2026"  # the server's next day, in the page's locale
         print("after midnight screenshot:", screenshot(page, "dashboard-after-midnight"))
+
+
+def test_dates_and_times_are_in_the_pages_language_not_the_browsers(clinic, serve, context):
+    """A browser in Portuguese, in Tokyo, reading an English page: the date was in the browser's
+    language ("Appointments for domingo, 6 de dezembro"); now the whole line is English, and times
+    are still in the zone of the numbers."""
+    server = serve(clinic)
+    token = token_for(clinic, "acme")
+    page = context(locale="pt-BR", timezone_id="Asia/Tokyo").new_page()
+    page.goto(f"{server.url}/?poll=1#token={token}")
+    wait_until_page_shows_the_api(page, server.url, token, seconds=10)
+    wait_for(page, "!document.querySelector('[data-field=\"scope\"]').hidden")
+    assert page.evaluate("navigator.language") == "pt-BR"
+
+    day = date.fromisoformat(page.get_attribute('[data-field="local-date"]', "datetime"))
+    scope = " ".join(page.locator('[data-field="scope"]').inner_text().split())
+    assert scope == f"Appointments for {english_date(day)}, time zone America/Recife"
+    instant, text = shown_time(page, "checked")
+    assert text == instant.astimezone(ZoneInfo("America/Recife")).strftime("%H:%M:%S") + " GMT-3"
+    print("dashboard in a Portuguese browser:", screenshot(page, "dashboard-pt-BR-browser"))

@@ -1,4 +1,5 @@
-"""/api/docs renders every operation with every request to another host cut off."""
+"""/api/docs renders every operation with every request to another host cut off, under the
+pages' Content-Security-Policy, and asks for nothing the app does not have (its icon included)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def test_the_docs_render_every_operation_with_the_network_cut_off(make_app, serv
     page.on("pageerror", lambda error: errors.append(str(error)))
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
+    refused: list[str] = []  # a /favicon.ico 404, say
+    page.on("response", lambda response: refused.append(f"{response.status} {response.url}")
+            if response.status >= 400 else None)
+    console_errors: list[str] = []  # a Content-Security-Policy violation would be one
+    page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
 
     page.goto(server.url + "/api/docs")
     page.wait_for_selector(".opblock-summary-path", timeout=20_000)
@@ -37,3 +43,6 @@ def test_the_docs_render_every_operation_with_the_network_cut_off(make_app, serv
     assert elsewhere == []
     assert requested and all(url.startswith(server.url + "/") for url in requested), requested
     assert errors == []
+    page.wait_for_load_state("networkidle")
+    assert server.url + "/static/favicon.svg" in requested
+    assert refused == [] and console_errors == []

@@ -11,6 +11,9 @@
  * again would get the same answer, so the page says what the API said and waits for the input
  * to change (another token, or another address). 5xx and network failures pass: the page keeps
  * polling. It never claims numbers it does not have.
+ *
+ * Dates, times and numbers are written in the page's language (<html lang>), not the browser's:
+ * the words around them are the page's, and "Appointments for domingo, 6 de dezembro" mixed two.
  */
 (function () {
   "use strict";
@@ -18,6 +21,7 @@
   var MIN_POLL_SECONDS = 1;
   var MAX_POLL_SECONDS = 300;
   var PASSING = { 408: true, 429: true };  // 4xx that say "later", not "never"
+  var LANGUAGE = document.documentElement.lang || "en";
 
   function pollSeconds(fallback) {
     // ?poll=N asks for another interval (demos, tests), within bounds.
@@ -63,15 +67,16 @@
 
   /* A time of day as the reader should see it: in `zone` (an IANA name) when the page knows the
    * zone its numbers are for, else in the browser's; the zone's short name always follows, so a
-   * time is never ambiguous. */
+   * time is never ambiguous. On the 24-hour clock, which needs no words of any language. */
   function clockTime(when, zone) {
-    var options = { hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" };
+    var options = { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+                    timeZoneName: "short" };
     if (zone) options.timeZone = zone;
     try {
-      return when.toLocaleTimeString([], options);
+      return when.toLocaleTimeString(LANGUAGE, options);
     } catch (e) {  // a zone this browser's time zone data does not know yet
       delete options.timeZone;
-      return when.toLocaleTimeString([], options);
+      return when.toLocaleTimeString(LANGUAGE, options);
     }
   }
 
@@ -331,5 +336,5 @@
     poll();
   }
 
-  window.AlignWork = { start: start };
+  window.AlignWork = { start: start, language: LANGUAGE };
 }());

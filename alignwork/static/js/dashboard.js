@@ -11,7 +11,8 @@
   var PERIODS = ["today", "week", "month", "nextMonth"];
   var STATUSES = ["confirmed", "pending"];
   var shown = null;
-  var format = new Intl.NumberFormat();
+  var language = window.AlignWork.language;  // the page's, as the words around the numbers
+  var format = new Intl.NumberFormat(language);
   var statsZone = null;   // the zone of the numbers shown (X-Stats-Zone)
   var clinicZone = null;  // the clinic's own, until the numbers name theirs
   var pageTitle = document.title;
@@ -30,7 +31,7 @@
     // A calendar date, not an instant: formatted in UTC so no zone can move it to another day.
     var parts = iso.split("-").map(Number);
     var noon = new Date(Date.UTC(parts[0], parts[1] - 1, parts[2], 12));
-    return new Intl.DateTimeFormat([], {
+    return new Intl.DateTimeFormat(language, {
       weekday: "long", year: "numeric", month: "long", day: "numeric", timeZone: "UTC"
     }).format(noon);
   }
