@@ -2,7 +2,7 @@
 
 A separate endpoint rather than more fields in mega-stats, whose body existing clients parse as
 it is; and a body rather than headers, since names are not ASCII. Authentication has already
-read the tenant record from the cache (``tenancy.resolve_tenant``), so the answer is that record
+read the tenant record from the cache (``tenancy.admit_tenant``), so the answer is that record
 and costs no SQL while it is cached.
 """
 
