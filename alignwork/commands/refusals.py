@@ -29,7 +29,7 @@ from flask import Flask, has_app_context
 from flask.cli import ScriptInfo
 from sqlalchemy.exc import OperationalError
 
-from ..config import ConfigurationError, database_url_setting, shown_url
+from ..config import ConfigurationError, shown_url
 
 
 def _loading_context() -> click.Context | None:
@@ -54,21 +54,22 @@ def refused_settings_end_the_command() -> Iterator[None]:
         raise SystemExit(1) from None
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, database_setting: str) -> None:
     ctx = _loading_context()
     if ctx is not None:
-        ctx.with_resource(_unreachable_database_ends_the_command(app.config["SQLALCHEMY_DATABASE_URI"]))
+        ctx.with_resource(_unreachable_database_ends_the_command(app.config["SQLALCHEMY_DATABASE_URI"],
+                                                                 database_setting))
 
 
 @contextmanager
-def _unreachable_database_ends_the_command(url: str) -> Iterator[None]:
+def _unreachable_database_ends_the_command(url: str, setting: str) -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
         if exc.statement is not None:  # the connection was made: a statement failed
             raise
         raise click.ClickException(
-            f"{database_url_setting()}: cannot connect to {shown_url(url)}: {_cause(exc)}") from exc
+            f"{setting}: cannot connect to {shown_url(url)}: {_cause(exc)}") from exc
 
 
 def _cause(exc: OperationalError) -> str:
