@@ -41,7 +41,10 @@ def check_command(tenant: str | None) -> None:
     Read-only, one statement, no locks: fit for a nightly cron. Each tenant that differs is
     printed with, per status, the rollup minus the appointments and the buckets that differ.
     """
-    drift = rollup.check_counts(tenant)
+    try:
+        drift = rollup.check_counts(tenant)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
     for tenant_id, statuses in drift.tenants.items():
         parts = [f"{status} {difference:+d} in {buckets} bucket{'s' if buckets != 1 else ''}"
                  for status, (difference, buckets) in statuses.items()]
