@@ -3,7 +3,8 @@
 gunicorn exits at once in one line, instead of forking workers that refuse, forever; a reload
 (HUP) with a refused setting leaves the running server serving; every ``flask`` command, and
 ``flask --help``, prints the refusal as one line without a traceback. A database that cannot be
-reached stops the ``flask`` commands (which need it), never the server (which serves its cache).
+reached stops the ``flask`` commands (which need it), never the server (which serves its cache;
+on a database never migrated, it answers 503 naming the fix).
 
 Every process here gets a private instance folder and a fresh environment, so neither a
 developer's ``instance/config.py`` nor their ``ALIGNWORK_*`` variables leak in. The processes
@@ -14,6 +15,7 @@ all side by side once (``stopped``), and each test judges its own.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import signal
@@ -30,6 +32,8 @@ import pytest
 from gunicorn.arbiter import Arbiter
 from sqlalchemy.engine import make_url
 
+from alignwork import create_app
+from alignwork.auth import issue_token
 from tests.conftest import PG_URL, require_postgres
 from tests.test_gunicorn import GUNICORN, ROOT
 
@@ -283,11 +287,32 @@ def test_gunicorn_serves_while_the_database_is_down(serving):
     assert "Traceback" not in server.output()
 
 
+def test_gunicorn_serves_a_database_never_migrated_with_503s_naming_the_upgrade(serving):
+    """It starts (the database is no setting), is not ready, and the API answers in its JSON
+    error shape rather than a 500 per request."""
+    server = serving(ALIGNWORK_SECRET_KEY=KEY)
+    server.wait_for(lambda: get(server.port, "/healthz")[0] == 200, "health answer")
+    status, body = get(server.port, "/readyz")
+    assert status == 503 and "never been migrated" in body and "run `flask db upgrade`" in body
+    with create_app({"SECRET_KEY": KEY}).app_context():
+        token = issue_token("acme", 60)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    conn.request("GET", "/api/v1/appointments/mega-stats", headers={"Authorization": f"Bearer {token}"})
+    response = conn.getresponse()
+    answer = json.loads(response.read())
+    conn.close()
+    assert response.status == 503 and answer["code"] == 503 and "`flask db upgrade`" in answer["message"]
+    assert server.process.poll() is None
+    assert "Traceback" not in server.stop()
+
+
 def test_a_reload_with_a_refused_setting_keeps_the_server_serving(serving, tmp_path):
     """HUP re-reads instance/config.py. Refused, the reload changes nothing: the running worker
     keeps serving (the same process), and the next HUP, with the setting fixed, replaces it."""
-    server = serving(ALIGNWORK_SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/served.sqlite",
-                     ALIGNWORK_SECRET_KEY=KEY, GUNICORN_GRACEFUL_TIMEOUT="1")
+    database = {"ALIGNWORK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/served.sqlite"}
+    migrated = run([*FLASK, "db", "upgrade"], {**clean_env(tmp_path / "migrate"), **database}, tmp_path, 60)
+    assert migrated.status == 0, migrated.output
+    server = serving(**database, ALIGNWORK_SECRET_KEY=KEY, GUNICORN_GRACEFUL_TIMEOUT="1")
     server.wait_for(lambda: get(server.port, "/readyz")[0] == 200, "readiness")
     worker = server.worker_answering()
 
