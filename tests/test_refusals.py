@@ -3,8 +3,8 @@
 gunicorn exits at once in one line, instead of forking workers that refuse, forever; a reload
 (HUP) with a refused setting leaves the running server serving; every ``flask`` command, and
 ``flask --help``, prints the refusal as one line without a traceback. A database that cannot be
-reached stops the ``flask`` commands (which need it), never the server (which serves its cache;
-on a database never migrated, it answers 503 naming the fix).
+reached, or was never migrated, stops the ``flask`` commands (which need it), never the server
+(which serves its cache, and answers 503 naming the fix).
 
 Every process here gets a private instance folder and a fresh environment, so neither a
 developer's ``instance/config.py`` nor their ``ALIGNWORK_*`` variables leak in. The processes
@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -84,6 +85,10 @@ DATABASE_REFUSALS = {
 }
 
 
+# A database never migrated (a fresh instance folder: its SQLite file does not exist either).
+NEVER_MIGRATED = ["tenants list", "cache stats", "seed", "shell", "routes"]
+
+
 def database_commands(case: str) -> list[str]:
     """Every case with ``flask db upgrade``; the server down with a command of the app's too."""
     return ["db upgrade", "tenants list"] if case == "server down" else ["db upgrade"]
@@ -124,8 +129,8 @@ def gunicorn(port: int, workers: int = 1, config: str = "gunicorn.conf.py") -> l
 def run(command: list[str], env: dict[str, str], folder: Path, timeout: float) -> Stopped:
     """Run to the end, or kill the process group at ``timeout`` seconds."""
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout)
         status = process.returncode
@@ -152,8 +157,8 @@ def _processes(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], Path]]:
     for case, (variable, url, _) in DATABASE_REFUSALS.items():
         for command in database_commands(case):
             add(f"flask {command}: {case}", [*FLASK, *command.split()], {variable: url.format(closed=CLOSED)})
-    # No refusal: a bug (tables never made) keeps its traceback.
-    add("flask tenants list: no tables", [*FLASK, "tenants", "list"], {"ALIGNWORK_SECRET_KEY": KEY})
+    for command in [*NEVER_MIGRATED, "--help", "tenants list --help"]:
+        add(f"flask {command}: never migrated", [*FLASK, *command.split()], {"ALIGNWORK_SECRET_KEY": KEY})
     return table
 
 
@@ -352,10 +357,31 @@ def test_flask_commands_name_the_database_setting_that_cannot_work(stopped, case
         assert_one_line_refusal(stopped[f"flask {command}: {case}"], *words)
 
 
-def test_a_bug_keeps_its_traceback(stopped):
-    """Only what a setting causes is cut short: a statement that fails on a database that was
-    reached (here: its tables were never made) still shows where it failed."""
-    result = stopped["flask tenants list: no tables"]
+@pytest.mark.parametrize("command", NEVER_MIGRATED)
+def test_flask_commands_on_a_database_never_migrated_name_the_upgrade(stopped, command):
+    """Every command but ``flask db …``: the app's, Flask's own (shell, routes); and a SQLite
+    file that does not exist is not created by asking."""
+    result = stopped[f"flask {command}: never migrated"]
+    assert_one_line_refusal(result, "Error: the database does not exist yet (sqlite:///",
+                            "/alignwork.sqlite); run `flask db upgrade`.")
+    assert not (result.folder / "instance" / "alignwork.sqlite").exists()
+
+
+@pytest.mark.parametrize("command", ["--help", "tenants list --help"])
+def test_help_needs_no_migrated_database(stopped, command):
+    result = stopped[f"flask {command}: never migrated"]
+    assert result.status == 0 and result.output.startswith("Usage: "), result.output
+    assert not (result.folder / "instance" / "alignwork.sqlite").exists()
+
+
+def test_a_bug_keeps_its_traceback(tmp_path):
+    """Only what a setting or a missed migration causes is cut short: a statement that fails on
+    a database migrated to this release (here: a table dropped by hand) still shows where."""
+    env = {**clean_env(tmp_path), "ALIGNWORK_SECRET_KEY": KEY}
+    assert run([*FLASK, "db", "upgrade"], env, tmp_path, 60).status == 0
+    with sqlite3.connect(tmp_path / "instance" / "alignwork.sqlite") as connection:
+        connection.execute("DROP TABLE tenants")
+    result = run([*FLASK, "tenants", "list"], env, tmp_path, 60)
     assert result.status not in (0, None)
     assert "Traceback" in result.output and "no such table: tenants" in result.output
 

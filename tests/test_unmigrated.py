@@ -2,10 +2,13 @@
 
 The API answers 503 naming ``flask db upgrade`` (not a 500 per request), ``/readyz`` is 503 until
 the schema is at this release's head or a later revision (a rolling deploy migrates first, and
-must not make the old workers unready). The server itself is in test_refusals.py.
+must not make the old workers unready), and the app's ``flask`` commands stop in one line. The
+``flask`` processes themselves (one line, no SQLite file created) are in test_refusals.py.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from flask_migrate import upgrade
@@ -76,6 +79,8 @@ def test_a_later_revision_is_ready_for_a_rolling_deploy(make_app, database):
     assert serving.test_client().get("/readyz").status_code == 200
     started = make_app(database=database, shared_as="deployment", create_schema=False)
     assert started.test_client().get("/readyz").status_code == 200
+    result = started.test_cli_runner().invoke(args=["tenants", "list"])
+    assert result.exit_code == 0, result.output
 
 
 def test_readiness_once_ready_is_one_cheap_statement(make_app):
@@ -85,3 +90,27 @@ def test_readiness_once_ready_is_one_cheap_statement(make_app):
     with count_statements(app) as seen:
         assert client.get("/readyz").status_code == 200
     assert seen == ["SELECT 1"]
+
+
+@pytest.mark.parametrize("command", [["tenants", "list"], ["cache", "stats"], ["stats", "check-counts"],
+                                     ["seed", "--appointments", "1"]])
+def test_the_apps_commands_stop_in_one_line_naming_the_upgrade(make_app, database, command):
+    app = make_app(database=database, create_schema=False)
+    result = app.test_cli_runner().invoke(args=command)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: the database ") and lines[0].endswith(UPGRADE + ".")
+
+
+def test_a_command_creates_no_sqlite_file(make_app, tmp_path):
+    path = tmp_path / "never-made.sqlite"
+    app = make_app(create_schema=False, SQLALCHEMY_DATABASE_URI=f"sqlite:///{path}")
+    result = app.test_cli_runner().invoke(args=["tenants", "list"])
+    assert result.exit_code == 1
+    assert result.output == f"Error: the database does not exist yet (sqlite:///{path}); run `flask db upgrade`.\n"
+    assert not Path(path).exists()
+
+
+def test_a_commands_help_needs_no_database(make_app):
+    result = make_app(create_schema=False).test_cli_runner().invoke(args=["tenants", "list", "--help"])
+    assert result.exit_code == 0 and "List tenants" in result.output

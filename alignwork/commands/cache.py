@@ -14,15 +14,15 @@ from datetime import datetime, timezone
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 
 from ..services.stats import operators
 from ..services.exceptions import ServiceError
 from ..services.tenants import get_tenant
+from .refusals import MigratedGroup
 from .shell import SERVERS_NUMBERS, StatsShell, own_cache_notice, tenants_named, warm_one
 
 
-class _CacheGroup(AppGroup):
+class _CacheGroup(MigratedGroup):
     """Every ``flask cache`` command reports an unreachable cache as one line and exit code 1."""
 
     def invoke(self, ctx):

@@ -7,10 +7,12 @@ from flask.cli import with_appcontext
 
 from ..services.exceptions import ServiceError
 from ..services.seeding import seed_tenant
+from .refusals import needs_migrated_database
 
 
 @click.command("seed")
 @with_appcontext
+@needs_migrated_database
 @click.option("--tenant", "tenant_id", default="demo", show_default=True)
 @click.option("--name", help="Display name, if the tenant is created (defaults to the id).")
 @click.option("--appointments", "count", type=click.IntRange(0, 10_000_000), default=1000, show_default=True)

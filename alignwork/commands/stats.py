@@ -7,13 +7,13 @@ import threading
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 
 from ..services import rollup
 from ..services.changes import listener, record
 from ..services.exceptions import ServiceError
+from .refusals import MigratedGroup
 
-stats_cli = AppGroup("stats", help="Maintain the data behind mega-stats.")
+stats_cli = MigratedGroup("stats", help="Maintain the data behind mega-stats.")
 
 
 @stats_cli.command("rebuild-counts")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import click
-from flask.cli import AppGroup
 
 from ..auth import ADMIN, TENANT, issue_token, parse_duration
 from ..models import DEFAULT_TIMEZONE
 from ..services.changes import generations
 from ..services.exceptions import ServiceError
 from ..services.tenants import create_tenant, get_tenant, list_tenants, rename_tenant, revoke_tokens
+from .refusals import MigratedGroup
 
-tenants_cli = AppGroup("tenants", help="Tenants and their API tokens.")
+tenants_cli = MigratedGroup("tenants", help="Tenants and their API tokens.")
 
 
 @tenants_cli.command("create")
