@@ -9,7 +9,8 @@ from typing import Any
 
 from flask import Flask
 
-from .config import ENVIRONMENTS, database_url_from_env, database_url_setting, environment_name
+from .config import (ENVIRONMENTS, database_url_from_env, database_url_in_file, database_url_setting,
+                     environment_name)
 
 INSTANCE_PATH_VARIABLE = "ALIGNWORK_INSTANCE_PATH"
 
@@ -29,7 +30,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     from .commands.refusals import refused_settings_end_the_command
 
     with refused_settings_end_the_command():
-        app = _configured_app(config_overrides, instance_path)
+        app, database_setting = _configured_app(config_overrides, instance_path)
     app.json.sort_keys = False
 
     from . import auth, commands, connections, cors, errors, http_metrics, metrics, security
@@ -61,13 +62,15 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     auth.init_app(app)
     generations.init_app(app)
     session_hooks.init_app(app)
-    commands.init_app(app)
+    commands.init_app(app, database_setting)
 
     return app
 
 
-def _configured_app(config_overrides: Mapping[str, Any] | None, instance_path: str | None) -> Flask:
-    """The app with its configuration layered and checked, nothing bound to it yet."""
+def _configured_app(config_overrides: Mapping[str, Any] | None,
+                    instance_path: str | None) -> tuple[Flask, str]:
+    """The app with its configuration layered and checked, nothing bound to it yet, and the
+    setting its database URL came from (for messages)."""
     instance_path = instance_path or os.environ.get(INSTANCE_PATH_VARIABLE) or None
     if instance_path:
         instance_path = os.path.abspath(instance_path)
@@ -76,12 +79,15 @@ def _configured_app(config_overrides: Mapping[str, Any] | None, instance_path: s
 
     app.config.from_object(ENVIRONMENTS[environment_name()])
     app.config.from_pyfile("config.py", silent=True)
+    database_setting = database_url_in_file(app.config)
     if url := database_url_from_env():
         app.config["SQLALCHEMY_DATABASE_URI"] = url
+        database_setting = "DATABASE_URL"
     app.config.from_prefixed_env("ALIGNWORK")
     app.config.update(config_overrides or {})
-    _finish_config(app, database_url_setting(config_overrides))
-    return app
+    database_setting = database_url_setting(database_setting, config_overrides)
+    _finish_config(app, database_setting)
+    return app, database_setting
 
 
 def _finish_config(app: Flask, database_setting: str) -> None:

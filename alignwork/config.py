@@ -141,6 +141,10 @@ def check_cors_origins(origins) -> None:
 
 def check_always(config) -> None:
     check_cors_origins(config["CORS_ORIGINS"])
+    if "DATABASE_URL" in config:  # the file's was adopted: this came from ALIGNWORK_* or overrides
+        raise ConfigurationError(
+            "DATABASE_URL is read from the environment variable DATABASE_URL and from "
+            "instance/config.py only; elsewhere (ALIGNWORK_*) set SQLALCHEMY_DATABASE_URI.")
     for old, new in _REPLACED.items():
         if old in config:
             raise ConfigurationError(f"{old} is no longer read; use {new}.")
@@ -206,13 +210,31 @@ def database_url_from_env() -> str | None:
     return os.environ.get("DATABASE_URL") or None
 
 
-def database_url_setting(config_overrides: Mapping[str, Any] | None = None) -> str:
-    """The setting the database URL came from, for messages: ``DATABASE_URL``, the deployment
-    convention, is its own variable; every other layer sets ``SQLALCHEMY_DATABASE_URI``."""
+DATABASE_URL_IN_FILE = "DATABASE_URL in instance/config.py"
+
+
+def database_url_in_file(config: dict) -> str:
+    """``DATABASE_URL`` written in ``instance/config.py``, as the deployment convention is often
+    written there too, becomes the file's ``SQLALCHEMY_DATABASE_URI`` (left in the config, it
+    would be ignored and the app would quietly use SQLite). Returns the setting the URL came from
+    so far, for messages; a file that sets both is refused, since one of them would be ignored."""
+    url = config.pop("DATABASE_URL", None)
+    if url is None:
+        return "SQLALCHEMY_DATABASE_URI"
+    if config.get("SQLALCHEMY_DATABASE_URI") is not None:
+        raise ConfigurationError(
+            "instance/config.py sets both DATABASE_URL and SQLALCHEMY_DATABASE_URI; keep one.")
+    config["SQLALCHEMY_DATABASE_URI"] = url
+    return DATABASE_URL_IN_FILE
+
+
+def database_url_setting(layered: str, config_overrides: Mapping[str, Any] | None = None) -> str:
+    """The setting the database URL came from, for messages: ``layered`` (what the file and the
+    ``DATABASE_URL`` variable left), unless a later layer set ``SQLALCHEMY_DATABASE_URI``."""
     if "SQLALCHEMY_DATABASE_URI" in (config_overrides or {}) or \
             "ALIGNWORK_SQLALCHEMY_DATABASE_URI" in os.environ:
         return "SQLALCHEMY_DATABASE_URI"
-    return "DATABASE_URL" if os.environ.get("DATABASE_URL") else "SQLALCHEMY_DATABASE_URI"
+    return layered
 
 
 def normalise_database_url(url: str) -> str:

@@ -17,6 +17,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from .auth import AuthError
 from .extensions import db
 from .idempotency import HEADER
+from .services import health
 from .services.exceptions import DATABASE_ERRORS, Conflict, NotFound, ServiceError, is_transient
 
 log = logging.getLogger(__name__)
@@ -82,13 +83,21 @@ def _auth_error(error: AuthError) -> Response:
 
 def _database_error(error: Exception) -> Response:
     """An unreachable or busy database (or a pool with no free connection) is a 503 to retry;
-    any other database error (a missed migration, say) is a bug, logged in full and answered 500."""
+    so is a database not migrated to this release (its tables or columns missing), a 503 that
+    names the fix. Any other database error is a bug, logged in full and answered 500.
+
+    The schema is asked about only here, after a statement failed: a request that succeeds pays
+    nothing for it, and once the schema is found ready the answer is kept (``services.health``)."""
     db.session.rollback()
+    cause = getattr(error, "orig", None) or error
     if is_transient(error):
-        cause = getattr(error, "orig", None) or error
         log.warning("database unavailable or busy: %s: %s", type(cause).__name__, cause)
         return error_response(503, "The database is unavailable or busy; retry shortly." + _retry_advice(),
                               headers={"Retry-After": "1"})
+    if (schema := health.schema_problem()) is not None:
+        log.warning("database not ready: %s (%s): %s", schema.problem, schema.database, type(cause).__name__)
+        return error_response(503, f"Not available: {schema.problem}; an operator must run "
+                                   "`flask db upgrade`.", headers={"Retry-After": "30"})
     log.error("database error", exc_info=error)
     return error_response(500, InternalServerError.description)
 

@@ -225,3 +225,31 @@ def test_cache_metrics_answer_while_redis_is_unreachable(make_app):
     assert response.status_code == 200
     body = response.get_json()
     assert body["cache_size"] is None and body["bypasses"] >= 1
+
+
+SERVERS = "the server's are on the /ops page and at GET /api/v1/appointments/cache-metrics"
+
+
+def test_cache_stats_on_simplecache_says_whose_numbers_and_where_the_servers_are(make_app):
+    app = make_app(cache="simple")
+    result = app.test_cli_runner().invoke(args=["cache", "stats"])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("#")]
+    assert len(notes) == 1
+    assert "this process's own cache, not the server's" in notes[0] and SERVERS in notes[0]
+    assert "flask tenants token --admin" in notes[0]
+
+
+def test_the_shell_says_when_its_stats_helper_sees_only_its_own_cache(cached_app, capsys):
+    """Said once, as the shell starts (its context is made), and by the helper's repr: on a
+    per-process cache only; a shared cache is the server's own."""
+    with cached_app.app_context():
+        context = cached_app.make_shell_context()
+        printed = capsys.readouterr().err
+        helper = repr(context["stats"])
+        per_process = cached_app.config["CACHE_TYPE"].endswith("SimpleCache")
+    if per_process:
+        assert printed.count("\n") == 1 and "not the server's" in printed and SERVERS in printed
+        assert "stats sees this process's own cache, not the server's" in helper
+    else:
+        assert printed == "" and "not the server's" not in helper

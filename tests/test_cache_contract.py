@@ -778,6 +778,9 @@ def test_flask_shell_memoizes_a_function_the_user_defines(tmp_path, kind):
         prefix = _prefix()
         env.update(ALIGNWORK_CACHE_REDIS_URL=REDIS_URL, ALIGNWORK_CACHE_KEY_PREFIX=prefix)
     try:
+        # The shell, as every command but `flask db`, needs the database migrated.
+        subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env, check=True,
+                       capture_output=True, timeout=60)
         shell = subprocess.run([sys.executable, "-m", "flask", "shell"], cwd=ROOT, env=env,
                                input=SHELL_SCRIPT, capture_output=True, text=True, timeout=60)
     finally:

@@ -10,7 +10,7 @@ import pytest
 from alignwork import create_app, metrics
 from alignwork.extensions import cache, db
 from alignwork.services.changes import generations
-from tests.conftest import Builder, TenantClient
+from tests.conftest import Builder, TenantClient, stamp_head
 from tests.redis_servers import RedisServer
 
 STATS = "/api/v1/appointments/mega-stats?tenantId=acme"
@@ -58,6 +58,7 @@ def test_host_port_db_and_password_from_the_environment_are_where_entries_land(
     app.test_client_class = TenantClient
     with app.app_context():
         db.create_all()
+        stamp_head()
     Builder(app).tenant("acme")
     client = app.test_client()
     assert [_poll(client), _poll(client)] == ["MISS", "HIT"]

@@ -86,3 +86,43 @@ def test_flask_app_option_finds_the_factory(tmp_path):
     subprocess.run([*flask, "tenants", "create", "demo"], cwd=ROOT, env=env, check=True, capture_output=True)
     listing = subprocess.run([*flask, "tenants", "list"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert listing.stdout.strip() == "demo\tAmerica/Recife\tdemo"
+
+
+def test_tenants_rename_reaches_the_dashboards_next_poll(make_app, cache_backend):
+    """A rename is a change to the tenant like any other: its commit rewrites the cached record
+    the tenant endpoint (the dashboard's heading) answers from, on either cache."""
+    from tests.conftest import token_for
+
+    app = make_app(cache=cache_backend)
+    runner = app.test_cli_runner()
+    runner.invoke(args=["tenants", "create", "demo"])
+    headers = {"Authorization": f"Bearer {token_for(app, 'demo')}"}
+    client = app.test_client()
+    assert client.get("/api/v1/tenant", headers=headers).get_json()["name"] == "demo"  # now cached
+
+    result = runner.invoke(args=["tenants", "rename", "demo", "  Clínica Boa Vista "])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("renamed demo to Clínica Boa Vista")
+    assert client.get("/api/v1/tenant", headers=headers).get_json()["name"] == "Clínica Boa Vista"
+    assert runner.invoke(args=["tenants", "list"]).output == "demo\tAmerica/Recife\tClínica Boa Vista\n"
+
+
+def test_tenants_rename_refuses_bad_input(app, runner):
+    runner.invoke(args=["tenants", "create", "demo", "--name", "Clínica Boa Vista"])
+    cases = {
+        ("dmeo", "Clínica Sol"): "Error: Tenant 'dmeo' not found.",
+        ("demo", "  "): "Error: A tenant's name must be one line of printable text.",
+        ("demo", "Clínica\nSol"): "Error: A tenant's name must be one line of printable text.",
+        ("demo", "x" * 201): "Error: A tenant's name must be at most 200 characters.",
+    }
+    for args, message in cases.items():
+        result = runner.invoke(args=["tenants", "rename", *args])
+        assert result.exit_code == 1 and result.output == message + "\n", result.output
+    assert runner.invoke(args=["tenants", "list"]).output == "demo\tAmerica/Recife\tClínica Boa Vista\n"
+
+
+def test_seed_names_the_tenant_it_creates(app, runner):
+    result = runner.invoke(args=["seed", "--tenant", "demo", "--name", "Clínica Boa Vista", "--appointments", "5"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.get(Tenant, "demo").name == "Clínica Boa Vista"

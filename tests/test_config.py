@@ -98,3 +98,38 @@ def test_settings_of_earlier_releases_are_refused_not_ignored(setting):
 def test_cache_lifetimes_must_be_whole_positive_seconds(name, value):
     with pytest.raises(ConfigurationError, match=name):
         create_app({"TESTING": True, name: value})
+
+
+def test_database_url_in_the_instance_file_is_honoured(monkeypatch, tmp_path):
+    """Written in instance/config.py, the deployment convention is used, not quietly ignored for
+    SQLite; the DATABASE_URL variable still beats the file (the layers' order)."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    (tmp_path / "config.py").write_text("DATABASE_URL = 'postgres://clinic@db.example/alignwork'\n")
+    app = create_app({"TESTING": True}, instance_path=str(tmp_path))
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://clinic@db.example/alignwork"
+    assert "DATABASE_URL" not in app.config
+
+    monkeypatch.setenv("DATABASE_URL", "postgres://clinic@other.example/alignwork")
+    app = create_app({"TESTING": True}, instance_path=str(tmp_path))
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://clinic@other.example/alignwork"
+
+
+def test_a_bad_database_url_in_the_instance_file_is_refused_naming_the_file(monkeypatch, tmp_path):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    (tmp_path / "config.py").write_text("DATABASE_URL = 'garbage'\n")
+    with pytest.raises(ConfigurationError, match="DATABASE_URL in instance/config.py is not a database URL"):
+        create_app({"TESTING": True}, instance_path=str(tmp_path))
+
+
+def test_a_file_naming_the_database_twice_is_refused(monkeypatch, tmp_path):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    (tmp_path / "config.py").write_text(
+        "DATABASE_URL = 'postgres://db.example/a'\nSQLALCHEMY_DATABASE_URI = 'sqlite:///b.sqlite'\n")
+    with pytest.raises(ConfigurationError, match="sets both DATABASE_URL and SQLALCHEMY_DATABASE_URI"):
+        create_app({"TESTING": True}, instance_path=str(tmp_path))
+
+
+def test_database_url_where_it_is_not_read_is_refused(monkeypatch):
+    monkeypatch.setenv("ALIGNWORK_DATABASE_URL", "postgres://db.example/alignwork")
+    with pytest.raises(ConfigurationError, match="set SQLALCHEMY_DATABASE_URI"):
+        create_app({"TESTING": True})

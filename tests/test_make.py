@@ -8,10 +8,16 @@ must not see that key.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -30,9 +36,7 @@ CONFIG_TESTS = [
 ]
 
 
-def test_make_run_then_make_test_in_the_same_folder(tmp_path):
-    if shutil.which("make") is None:
-        pytest.fail("make is needed to follow the README", pytrace=False)
+def copy_project(tmp_path: Path) -> Path:
     project = tmp_path / "alignwork-copy"
     project.mkdir()
     for name in PROJECT_FILES:
@@ -41,10 +45,22 @@ def test_make_run_then_make_test_in_the_same_folder(tmp_path):
             shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, project / name)
-    # As a developer's shell has it: no private instance folder from this test session.
+    return project
+
+
+def developer_env() -> dict[str, str]:
+    """As a developer's shell has it: no private instance folder from this test session."""
     env = {name: value for name, value in os.environ.items()
            if name != INSTANCE_PATH_VARIABLE and not name.startswith("PYTEST_")}
     env["FLASK_APP"] = "alignwork"
+    return env
+
+
+def test_make_run_then_make_test_in_the_same_folder(tmp_path):
+    if shutil.which("make") is None:
+        pytest.fail("make is needed to follow the README", pytrace=False)
+    project = copy_project(tmp_path)
+    env = developer_env()
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, timeout=300)
@@ -54,7 +70,8 @@ def test_make_run_then_make_test_in_the_same_folder(tmp_path):
     assert made.returncode == 0, made.stderr
     flask = [sys.executable, "-m", "flask"]
     assert run(*flask, "db", "upgrade").returncode == 0
-    assert run(*flask, "seed", "--tenant", "demo", "--appointments", "20", "--if-empty").returncode == 0
+    assert run(*flask, "seed", "--tenant", "demo", "--name", "Clínica Boa Vista", "--appointments", "20",
+               "--if-empty").returncode == 0
     key_file = project / "instance" / "config.py"
     assert "SECRET_KEY = " in key_file.read_text()
     assert (project / "instance" / "alignwork.sqlite").exists()
@@ -72,3 +89,77 @@ def test_the_readme_says_how_to_serve_on_another_port_and_make_run_obeys():
     planned = subprocess.run(["make", "-n", "run", "PORT=8123", "HOST=0.0.0.0"], cwd=ROOT, capture_output=True,
                              text=True, timeout=60)
     assert "-b 0.0.0.0:8123" in planned.stdout and "http://0.0.0.0:8123" in planned.stdout
+
+
+# -- make run, served: its banner, its links, and a busy port -----------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def make_run(project: Path, port: int, log: Path) -> subprocess.Popen:
+    """``make run`` in ``project`` with this interpreter's virtualenv, which it must not touch:
+    ``-o`` keeps make from reinstalling into it."""
+    venv = Path(sys.prefix)
+    return subprocess.Popen(
+        ["make", "run", f"PORT={port}", f"VENV={venv}", f"PYTHON={sys.executable}", "DEMO_APPOINTMENTS=50",
+         "-o", f"{venv}/.installed", "-o", f"{venv}/bin/python"],
+        cwd=project, env=_without_settings(developer_env()), stdout=log.open("w"), stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+
+
+def _without_settings(env: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in env.items() if not name.startswith(("ALIGNWORK_", "GUNICORN_"))
+            and name not in ("DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR")}
+
+
+def fetch(url: str, token: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status, response.read()
+
+
+def test_make_run_prints_an_admin_token_and_the_operator_page_of_a_named_clinic(tmp_path):
+    if shutil.which("make") is None:
+        pytest.fail("make is needed to follow the README", pytrace=False)
+    project, port, log = copy_project(tmp_path), free_port(), tmp_path / "make-run.log"
+    served = make_run(project, port, log)
+    try:
+        deadline = time.monotonic() + 120
+        while "Listening at" not in log.read_text():
+            assert served.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        banner = log.read_text()
+        base = f"http://127.0.0.1:{port}"
+        tenant = re.search(re.escape(base) + r"/#token=(\S+)", banner).group(1)
+        admin = re.search(re.escape(base) + r"/ops#token=(\S+)", banner).group(1)
+        assert f"  {admin}\n" in banner  # the admin token on a line of its own, as the tenant's
+        assert fetch(f"{base}/ops")[0] == 200
+        status, body = fetch(f"{base}/api/v1/appointments/cache-metrics", admin)
+        assert status == 200 and "hit_rate" in json.loads(body)
+        status, body = fetch(f"{base}/api/v1/tenant", tenant)
+        assert json.loads(body)["name"] == "Clínica Boa Vista"  # what the dashboard heads its page with
+    finally:
+        if served.poll() is None:
+            os.killpg(served.pid, signal.SIGTERM)
+            served.wait(30)
+
+
+def test_make_run_on_a_busy_port_stops_in_one_line_before_the_banner(tmp_path):
+    """Found before anything else: no banner, no tokens, no database, no key written."""
+    if shutil.which("make") is None:
+        pytest.fail("make is needed to follow the README", pytrace=False)
+    project, log = copy_project(tmp_path), tmp_path / "make-run.log"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        made = make_run(project, port, log)
+        assert made.wait(60) != 0
+    lines = log.read_text().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"make run: cannot listen on 127.0.0.1:{port}" in lines[0] and "Address already in use" in lines[0]
+    assert not (project / "instance" / "config.py").exists()

@@ -3,7 +3,8 @@
 gunicorn exits at once in one line, instead of forking workers that refuse, forever; a reload
 (HUP) with a refused setting leaves the running server serving; every ``flask`` command, and
 ``flask --help``, prints the refusal as one line without a traceback. A database that cannot be
-reached stops the ``flask`` commands (which need it), never the server (which serves its cache).
+reached, or was never migrated, stops the ``flask`` commands (which need it), never the server
+(which serves its cache, and answers 503 naming the fix).
 
 Every process here gets a private instance folder and a fresh environment, so neither a
 developer's ``instance/config.py`` nor their ``ALIGNWORK_*`` variables leak in. The processes
@@ -14,10 +15,12 @@ all side by side once (``stopped``), and each test judges its own.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -30,6 +33,8 @@ import pytest
 from gunicorn.arbiter import Arbiter
 from sqlalchemy.engine import make_url
 
+from alignwork import create_app
+from alignwork.auth import issue_token
 from tests.conftest import PG_URL, require_postgres
 from tests.test_gunicorn import GUNICORN, ROOT
 
@@ -80,6 +85,10 @@ DATABASE_REFUSALS = {
 }
 
 
+# A database never migrated (a fresh instance folder: its SQLite file does not exist either).
+NEVER_MIGRATED = ["tenants list", "cache stats", "seed", "shell", "routes"]
+
+
 def database_commands(case: str) -> list[str]:
     """Every case with ``flask db upgrade``; the server down with a command of the app's too."""
     return ["db upgrade", "tenants list"] if case == "server down" else ["db upgrade"]
@@ -120,8 +129,8 @@ def gunicorn(port: int, workers: int = 1, config: str = "gunicorn.conf.py") -> l
 def run(command: list[str], env: dict[str, str], folder: Path, timeout: float) -> Stopped:
     """Run to the end, or kill the process group at ``timeout`` seconds."""
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout)
         status = process.returncode
@@ -148,8 +157,8 @@ def _processes(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], Path]]:
     for case, (variable, url, _) in DATABASE_REFUSALS.items():
         for command in database_commands(case):
             add(f"flask {command}: {case}", [*FLASK, *command.split()], {variable: url.format(closed=CLOSED)})
-    # No refusal: a bug (tables never made) keeps its traceback.
-    add("flask tenants list: no tables", [*FLASK, "tenants", "list"], {"ALIGNWORK_SECRET_KEY": KEY})
+    for command in [*NEVER_MIGRATED, "--help", "tenants list --help"]:
+        add(f"flask {command}: never migrated", [*FLASK, *command.split()], {"ALIGNWORK_SECRET_KEY": KEY})
     return table
 
 
@@ -283,11 +292,32 @@ def test_gunicorn_serves_while_the_database_is_down(serving):
     assert "Traceback" not in server.output()
 
 
+def test_gunicorn_serves_a_database_never_migrated_with_503s_naming_the_upgrade(serving):
+    """It starts (the database is no setting), is not ready, and the API answers in its JSON
+    error shape rather than a 500 per request."""
+    server = serving(ALIGNWORK_SECRET_KEY=KEY)
+    server.wait_for(lambda: get(server.port, "/healthz")[0] == 200, "health answer")
+    status, body = get(server.port, "/readyz")
+    assert status == 503 and "never been migrated" in body and "run `flask db upgrade`" in body
+    with create_app({"SECRET_KEY": KEY}).app_context():
+        token = issue_token("acme", 60)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    conn.request("GET", "/api/v1/appointments/mega-stats", headers={"Authorization": f"Bearer {token}"})
+    response = conn.getresponse()
+    answer = json.loads(response.read())
+    conn.close()
+    assert response.status == 503 and answer["code"] == 503 and "`flask db upgrade`" in answer["message"]
+    assert server.process.poll() is None
+    assert "Traceback" not in server.stop()
+
+
 def test_a_reload_with_a_refused_setting_keeps_the_server_serving(serving, tmp_path):
     """HUP re-reads instance/config.py. Refused, the reload changes nothing: the running worker
     keeps serving (the same process), and the next HUP, with the setting fixed, replaces it."""
-    server = serving(ALIGNWORK_SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/served.sqlite",
-                     ALIGNWORK_SECRET_KEY=KEY, GUNICORN_GRACEFUL_TIMEOUT="1")
+    database = {"ALIGNWORK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/served.sqlite"}
+    migrated = run([*FLASK, "db", "upgrade"], {**clean_env(tmp_path / "migrate"), **database}, tmp_path, 60)
+    assert migrated.status == 0, migrated.output
+    server = serving(**database, ALIGNWORK_SECRET_KEY=KEY, GUNICORN_GRACEFUL_TIMEOUT="1")
     server.wait_for(lambda: get(server.port, "/readyz")[0] == 200, "readiness")
     worker = server.worker_answering()
 
@@ -328,10 +358,31 @@ def test_flask_commands_name_the_database_setting_that_cannot_work(stopped, case
         assert_one_line_refusal(stopped[f"flask {command}: {case}"], *words)
 
 
-def test_a_bug_keeps_its_traceback(stopped):
-    """Only what a setting causes is cut short: a statement that fails on a database that was
-    reached (here: its tables were never made) still shows where it failed."""
-    result = stopped["flask tenants list: no tables"]
+@pytest.mark.parametrize("command", NEVER_MIGRATED)
+def test_flask_commands_on_a_database_never_migrated_name_the_upgrade(stopped, command):
+    """Every command but ``flask db …``: the app's, Flask's own (shell, routes); and a SQLite
+    file that does not exist is not created by asking."""
+    result = stopped[f"flask {command}: never migrated"]
+    assert_one_line_refusal(result, "Error: the database does not exist yet (sqlite:///",
+                            "/alignwork.sqlite); run `flask db upgrade`.")
+    assert not (result.folder / "instance" / "alignwork.sqlite").exists()
+
+
+@pytest.mark.parametrize("command", ["--help", "tenants list --help"])
+def test_help_needs_no_migrated_database(stopped, command):
+    result = stopped[f"flask {command}: never migrated"]
+    assert result.status == 0 and result.output.startswith("Usage: "), result.output
+    assert not (result.folder / "instance" / "alignwork.sqlite").exists()
+
+
+def test_a_bug_keeps_its_traceback(tmp_path):
+    """Only what a setting or a missed migration causes is cut short: a statement that fails on
+    a database migrated to this release (here: a table dropped by hand) still shows where."""
+    env = {**clean_env(tmp_path), "ALIGNWORK_SECRET_KEY": KEY}
+    assert run([*FLASK, "db", "upgrade"], env, tmp_path, 60).status == 0
+    with sqlite3.connect(tmp_path / "instance" / "alignwork.sqlite") as connection:
+        connection.execute("DROP TABLE tenants")
+    result = run([*FLASK, "tenants", "list"], env, tmp_path, 60)
     assert result.status not in (0, None)
     assert "Traceback" in result.output and "no such table: tenants" in result.output
 

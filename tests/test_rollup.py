@@ -110,6 +110,18 @@ def test_check_counts_finds_drift_and_rebuild_counts_repairs_it(app, build, runn
         assert db.session.scalar(text("SELECT count(*) FROM appointment_counts WHERE n = 0")) == 0
 
 
+@pytest.mark.parametrize("command", ["check-counts", "rebuild-counts"])
+def test_an_unknown_tenant_is_an_error_not_exact_counts(app, build, runner, command):
+    """A typo in a nightly ``check-counts --tenant`` must fail the night it is made, not pass
+    for ever; the rollup is left alone."""
+    build.tenant("acme")
+    build.appointments("acme", [(utc(2026, 5, 13, 12), "confirmed")])
+    result = runner.invoke(args=["stats", command, "--tenant", "acem"])
+    assert result.exit_code == 1
+    assert result.output == "Error: Tenant 'acem' not found.\n"
+    assert _rollup(app) == _expected(app)
+
+
 def test_rebuild_counts_invalidates_the_cached_stats(app, build, runner):
     build.tenant("acme")
     build.appointments("acme", [(utc(2026, 5, 13, 12), "confirmed")])

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, jsonify
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import error_response
-from ..extensions import db
+from ..services import health
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("health", __name__)
+
+UPGRADE = "run `flask db upgrade`"
 
 
 @bp.get("/healthz")
@@ -24,11 +24,12 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """The database answers; a load balancer should send no traffic until it does."""
-    try:
-        db.session.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        db.session.rollback()
-        log.warning("readiness check failed: %s", type(exc).__name__)
+    """The database answers, at this release's schema or a later one; a load balancer should
+    send no traffic until it does."""
+    readiness = health.readiness()
+    if not readiness.reachable:
+        log.warning("readiness check failed: %s", readiness.error)
         return error_response(503, "Database unreachable.")
+    if not readiness.ready:
+        return error_response(503, f"Not ready: {readiness.schema.problem}; {UPGRADE}.")
     return jsonify(status="ready", database="ok")

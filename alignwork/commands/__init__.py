@@ -12,8 +12,10 @@ from __future__ import annotations
 from flask import Flask
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, database_setting: str) -> None:
+    """``database_setting``: the setting the database URL came from, which a refusal names."""
     from . import cache, refusals, seed, shell, stats, tenants
 
-    for module in (refusals, tenants, cache, stats, seed, shell):
+    refusals.init_app(app, database_setting)
+    for module in (tenants, cache, stats, seed, shell):
         module.init_app(app)

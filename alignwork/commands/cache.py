@@ -14,15 +14,15 @@ from datetime import datetime, timezone
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 
 from ..services.stats import operators
 from ..services.exceptions import ServiceError
 from ..services.tenants import get_tenant
-from .shell import StatsShell, tenants_named, warm_one
+from .refusals import MigratedGroup
+from .shell import SERVERS_NUMBERS, StatsShell, own_cache_notice, tenants_named, warm_one
 
 
-class _CacheGroup(AppGroup):
+class _CacheGroup(MigratedGroup):
     """Every ``flask cache`` command reports an unreachable cache as one line and exit code 1."""
 
     def invoke(self, ctx):
@@ -48,7 +48,7 @@ def _backend_note() -> str:
 PER_PROCESS = (
     "CACHE_TYPE is SimpleCache: each process has its own cache, so this command sees only the "
     "cache of this flask process, not the server's, and cannot change the server's. "
-    "With RedisCache it works on the cache the server uses."
+    f"With RedisCache it works on the cache the server uses; meanwhile {SERVERS_NUMBERS}."
 )
 
 
@@ -127,13 +127,8 @@ def warm_command(tenant: str | None) -> None:
 @cache_cli.command("stats")
 def stats_command() -> None:
     """Cache metrics (summed over the server's workers under gunicorn)."""
-    if _per_process():
-        click.echo(
-            "# CACHE_TYPE is SimpleCache: cache_size is this flask process's own cache, not the "
-            "server's; the other numbers are the server's only if PROMETHEUS_MULTIPROC_DIR names the "
-            "server's metrics folder (otherwise they count this process alone).",
-            err=True,
-        )
+    if notice := own_cache_notice("these numbers count"):
+        click.echo(f"# {notice}", err=True)
     for name, value in StatsShell().metrics().items():
         click.echo(f"{name}\t{value}")
 

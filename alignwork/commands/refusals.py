@@ -4,7 +4,7 @@ The ``flask`` command builds the app through ``create_app``, and Flask shows the
 whatever the factory raises, even above ``flask --help``: a misspelt ``CACHE_TYPE`` greeted a
 newcomer's ``make run`` with 39 lines. Python callers, the tests and the server want the
 ``ConfigurationError`` itself, so the one line applies only while the ``flask`` command is
-loading the app (``_loading_context``). Two kinds of refusal end a command here:
+loading the app (``_loading_context``). Three kinds of refusal end a command here:
 
 - a setting the app refuses (``ConfigurationError``), found while the app is built. Flask
   lists the app's commands (for ``--help``) inside ``except Exception`` and prints the
@@ -14,22 +14,33 @@ loading the app (``_loading_context``). Two kinds of refusal end a command here:
   command connects, and a refusal only for the commands: the server starts without its
   database and answers from its cache. It is caught as the exception that ends the command,
   by a resource of the command's context (click hands resources that exception), so a command
-  that handles a failed connection itself (a retry) is left to do so.
+  that handles a failed connection itself (a retry) is left to do so;
+- a database not migrated to this release (never, or by an older one): every command but
+  ``flask db …`` (which migrates it) and ``--help`` stops before it runs, with the fix, instead
+  of failing on its first missing table. A SQLite file that does not exist is left uncreated.
+  Commands are checked where they are about to run: the app's own through ``MigratedGroup``
+  and ``needs_migrated_database`` (the app is loaded before click knows which command is asked
+  for, or whether it is only ``--help``), Flask's and the plugins' (``shell``, ``routes``,
+  ``run``) as they load the app, which they do inside their own context.
 
 Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
 from flask import Flask, has_app_context
-from flask.cli import ScriptInfo
+from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy.exc import OperationalError
 
-from ..config import ConfigurationError, database_url_setting, shown_url
+from ..config import ConfigurationError, shown_url
+from ..services import health
+
+MIGRATION_GROUP = "db"  # Flask-Migrate's group: the commands that make the schema
 
 
 def _loading_context() -> click.Context | None:
@@ -54,21 +65,62 @@ def refused_settings_end_the_command() -> Iterator[None]:
         raise SystemExit(1) from None
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, database_setting: str) -> None:
     ctx = _loading_context()
-    if ctx is not None:
-        ctx.with_resource(_unreachable_database_ends_the_command(app.config["SQLALCHEMY_DATABASE_URI"]))
+    if ctx is None:
+        return
+    ctx.with_resource(_unreachable_database_ends_the_command(app.config["SQLALCHEMY_DATABASE_URI"],
+                                                             database_setting))
+    command = click.get_current_context()
+    if command is not ctx and not _migrates(command):  # Flask's or a plugin's, about to run
+        with app.app_context():
+            refuse_unless_migrated()
+
+
+def _migrates(ctx: click.Context) -> bool:
+    while ctx.parent is not None and ctx.parent.parent is not None:
+        ctx = ctx.parent
+    return ctx.info_name == MIGRATION_GROUP
+
+
+def refuse_unless_migrated() -> None:
+    """End the command in one line if the database is not at this release's schema (or a later
+    one). An unreachable database raises the driver's error, which ends the command as above."""
+    check = health.check_schema()
+    if not check.ready:
+        raise click.ClickException(f"{check.problem} ({check.database}); run `flask db upgrade`.")
+
+
+def needs_migrated_database(command: Callable) -> Callable:
+    """For a command of the app's: ``refuse_unless_migrated`` before it runs (inside its app
+    context: put it below ``with_appcontext``)."""
+
+    @functools.wraps(command)
+    def checked(*args, **kwargs):
+        refuse_unless_migrated()
+        return command(*args, **kwargs)
+
+    return checked
+
+
+class MigratedGroup(AppGroup):
+    """An ``AppGroup`` whose every command needs the database migrated to this release; its
+    ``--help`` still answers without it."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+        return lambda command: register(needs_migrated_database(command))
 
 
 @contextmanager
-def _unreachable_database_ends_the_command(url: str) -> Iterator[None]:
+def _unreachable_database_ends_the_command(url: str, setting: str) -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
         if exc.statement is not None:  # the connection was made: a statement failed
             raise
         raise click.ClickException(
-            f"{database_url_setting()}: cannot connect to {shown_url(url)}: {_cause(exc)}") from exc
+            f"{setting}: cannot connect to {shown_url(url)}: {_cause(exc)}") from exc
 
 
 def _cause(exc: OperationalError) -> str:

@@ -7,13 +7,13 @@ import threading
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 
 from ..services import rollup
 from ..services.changes import listener, record
 from ..services.exceptions import ServiceError
+from .refusals import MigratedGroup
 
-stats_cli = AppGroup("stats", help="Maintain the data behind mega-stats.")
+stats_cli = MigratedGroup("stats", help="Maintain the data behind mega-stats.")
 
 
 @stats_cli.command("rebuild-counts")
@@ -41,7 +41,10 @@ def check_command(tenant: str | None) -> None:
     Read-only, one statement, no locks: fit for a nightly cron. Each tenant that differs is
     printed with, per status, the rollup minus the appointments and the buckets that differ.
     """
-    drift = rollup.check_counts(tenant)
+    try:
+        drift = rollup.check_counts(tenant)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
     for tenant_id, statuses in drift.tenants.items():
         parts = [f"{status} {difference:+d} in {buckets} bucket{'s' if buckets != 1 else ''}"
                  for status, (difference, buckets) in statuses.items()]

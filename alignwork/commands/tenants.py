@@ -1,17 +1,17 @@
-"""``flask tenants``: create, list, issue tokens, revoke tokens."""
+"""``flask tenants``: create, rename, list, issue tokens, revoke tokens."""
 
 from __future__ import annotations
 
 import click
-from flask.cli import AppGroup
 
 from ..auth import ADMIN, TENANT, issue_token, parse_duration
 from ..models import DEFAULT_TIMEZONE
 from ..services.changes import generations
 from ..services.exceptions import ServiceError
-from ..services.tenants import create_tenant, get_tenant, list_tenants, revoke_tokens
+from ..services.tenants import create_tenant, get_tenant, list_tenants, rename_tenant, revoke_tokens
+from .refusals import MigratedGroup
 
-tenants_cli = AppGroup("tenants", help="Tenants and their API tokens.")
+tenants_cli = MigratedGroup("tenants", help="Tenants and their API tokens.")
 
 
 @tenants_cli.command("create")
@@ -25,6 +25,22 @@ def create_command(tenant_id: str, name: str | None, timezone: str) -> None:
     except ServiceError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"created tenant {info.id} ({info.name}, {info.timezone})")
+
+
+@tenants_cli.command("rename")
+@click.argument("tenant_id")
+@click.argument("name")
+def rename_command(tenant_id: str, name: str) -> None:
+    """Give TENANT_ID the display NAME its dashboard shows (quote a name with spaces)."""
+    try:
+        info = rename_tenant(tenant_id, name)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
+    if generations.reaches_every_worker(info.id):
+        click.echo(f"renamed {info.id} to {info.name}; dashboards show it from their next poll")
+    else:
+        click.echo(f"renamed {info.id} to {info.name}; the server's change listener applies it within "
+                   "seconds of reaching its cache (this process cannot reach it)")
 
 
 @tenants_cli.command("list")

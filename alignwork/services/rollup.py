@@ -12,11 +12,12 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
-from ..models import AppointmentCount, rollup_sql
-from .exceptions import Conflict
+from ..models import AppointmentCount, Tenant, rollup_sql
+from .exceptions import Conflict, NotFound
 
 LOCK_TIMEOUT_SECONDS = 10
 
@@ -30,10 +31,11 @@ def rebuild_counts(tenant_id: str | None = None) -> int:
     (reads go on), so no write can land between the DELETE and the INSERT ... SELECT and be
     counted twice or not at all. On SQLite the DELETE takes the database's write lock, which
     does the same. Raises ``Conflict`` if the lock is not granted within
-    ``LOCK_TIMEOUT_SECONDS``.
+    ``LOCK_TIMEOUT_SECONDS``, ``NotFound`` if ``tenant_id`` names no tenant.
     """
     session = db.session  # the session's commit invalidates the cached stats it rebuilt
     try:
+        _require_tenant(session.connection(), tenant_id)
         if session.connection().dialect.name == "postgresql":
             # Writes queue behind a waiting LOCK: give up rather than stall them behind a
             # transaction left open somewhere.
@@ -71,11 +73,20 @@ class Drift:
 
 def check_counts(tenant_id: str | None = None) -> Drift:
     """Compare the rollup with a GROUP BY over the appointments, in one read-only statement
-    (a consistent snapshot on both databases; writers are not held back)."""
+    (a consistent snapshot on both databases; writers are not held back). ``NotFound`` if
+    ``tenant_id`` names no tenant."""
     started = time.perf_counter()
     with db.engine.connect() as connection:
+        _require_tenant(connection, tenant_id)
         rows = connection.execute(rollup_sql.differences(connection.dialect.name, tenant_id)).all()
     drift = Drift(seconds=time.perf_counter() - started)
     for tenant, status, difference, buckets in rows:
         drift.tenants.setdefault(tenant, {})[status] = (int(difference), int(buckets))
     return drift
+
+
+def _require_tenant(connection: Connection, tenant_id: str | None) -> None:
+    """A tenant that does not exist has no rows to differ: without this a typo in a nightly
+    ``check-counts --tenant`` would report "exact" for ever."""
+    if tenant_id is not None and connection.scalar(select(Tenant.id).where(Tenant.id == tenant_id)) is None:
+        raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")

@@ -51,10 +51,12 @@ def seed_tenant(
     seed: int = 1,
     if_empty: bool = False,
     progress: Callable[[int], None] = lambda n: None,
+    name: str | None = None,
 ) -> int:
-    """Create the tenant if needed and bulk-insert patients and appointments; returns how
-    many appointments were inserted (0 when ``if_empty`` and the tenant has some)."""
-    tenant = db.session.get(Tenant, tenant_id) or create_tenant(tenant_id)
+    """Create the tenant if needed (named ``name``, by default its id; an existing tenant keeps
+    its name) and bulk-insert patients and appointments; returns how many appointments were
+    inserted (0 when ``if_empty`` and the tenant has some)."""
+    tenant = db.session.get(Tenant, tenant_id) or create_tenant(tenant_id, name)
     if if_empty and db.session.scalar(
         select(func.count()).select_from(Appointment).where(Appointment.tenant_id == tenant_id)
     ):

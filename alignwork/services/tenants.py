@@ -1,4 +1,4 @@
-"""Tenants: creation, listing, token revocation, and the record every API request reads.
+"""Tenants: creation, renaming, listing, token revocation, and the record every API request reads.
 
 The record (zone, token cut-off) lives in the cache under ``tenant:{id}``, so a poll reads it in
 the same round trip as its stats and runs no SQL; the database is read only when the record is
@@ -27,6 +27,7 @@ from ..periods import InvalidTimezone, parse_timezone
 from .exceptions import Conflict, NotFound, ServiceError
 
 LOCAL_RECORD_SECONDS = 30  # longest a revoked token is honoured where the cache is per process
+NAME_LENGTH = Tenant.__table__.c.name.type.length
 
 _TENANT_ID = re.compile(TENANT_ID_PATTERN)
 
@@ -122,8 +123,30 @@ def create_tenant(tenant_id: str, name: str | None = None, timezone: str = DEFAU
         raise ServiceError(str(exc), field="timezone") from exc
     if db.session.get(Tenant, tenant_id) is not None:
         raise Conflict(f"Tenant {tenant_id!r} already exists.", field="tenantId")
-    tenant = Tenant(id=tenant_id, name=name or tenant_id, timezone=timezone)
+    tenant = Tenant(id=tenant_id, name=tenant_id if name is None else _display_name(name), timezone=timezone)
     db.session.add(tenant)
+    db.session.commit()
+    return _info(tenant)
+
+
+def _display_name(name: str) -> str:
+    """The name a dashboard heads its page with: free text, but one printable line (it is also
+    a field of ``flask tenants list``'s tab-separated output) that fits its column."""
+    name = name.strip()
+    if not name or not name.isprintable():
+        raise ServiceError("A tenant's name must be one line of printable text.", field="name")
+    if len(name) > NAME_LENGTH:
+        raise ServiceError(f"A tenant's name must be at most {NAME_LENGTH} characters.", field="name")
+    return name
+
+
+def rename_tenant(tenant_id: str, name: str) -> TenantInfo:
+    """Change the name dashboards show. The commit reaches the cached record like any change to
+    a tenant (``session_hooks``, then the change listener), so the next poll shows the name."""
+    tenant = db.session.get(Tenant, tenant_id) if is_valid_tenant_id(tenant_id) else None
+    if tenant is None:
+        raise NotFound(f"Tenant {tenant_id!r} not found.", field="tenantId")
+    tenant.name = _display_name(name)
     db.session.commit()
     return _info(tenant)
 
