@@ -19,7 +19,7 @@ from flask import current_app
 
 from ...cache.backend import format_generation, parse_generation, stats_backend
 from ...cache.keys import generation_key, tenant_record_key
-from . import record
+from . import announcements, record
 from .record import Change
 from ..exceptions import DATABASE_ERRORS
 from ..tenants import record_ttl
@@ -49,6 +49,8 @@ def apply(epoch: str, found: list[Change]) -> dict[str, str]:
         if generation is None:
             break  # the cache is away: the others would each pay the same timeout
         written[change.tenant_id] = generation
+    announcements.announce({change.tenant_id: change.changed_at for change in found
+                            if change.tenant_id in written})
     return written
 
 
