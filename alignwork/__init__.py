@@ -34,7 +34,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     app.json.sort_keys = False
 
     from . import auth, commands, connections, cors, errors, http_metrics, metrics, security
-    from .blueprints import appointments, docs, health, operations, pages, patients, stats, tenant
+    from .blueprints import appointments, docs, health, operations, pages, patients, stats, stream, tenant
     from .extensions import api, cache, db, migrate
     from .services.changes import generations, session_hooks
 
@@ -49,6 +49,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
 
     api.register_blueprint(patients.blp)
     api.register_blueprint(stats.blp)
+    api.register_blueprint(stream.blp)
     api.register_blueprint(tenant.blp)
     api.register_blueprint(appointments.blp)
     api.register_blueprint(operations.blp)

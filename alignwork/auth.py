@@ -105,6 +105,7 @@ class Claims:
     scope: str
     tenant_id: str | None
     issued_at: float
+    expires_at: float = 0.0
 
 
 def read_claims(header: str | None) -> Claims:
@@ -123,7 +124,8 @@ def read_claims(header: str | None) -> Claims:
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= time.time():
         raise AuthError("Token expired.")
     issued = claims.get("iat", 0)
-    return Claims(claims["scope"], claims.get("sub"), issued if isinstance(issued, (int, float)) else 0)
+    return Claims(claims["scope"], claims.get("sub"), issued if isinstance(issued, (int, float)) else 0,
+                  claims["exp"])
 
 
 def admit(claims: Claims, tenant: TenantInfo) -> Principal:

@@ -53,6 +53,17 @@ class Config:
     # their keys need after it (services/stats/midnight.py); 0 switches that off.
     STATS_PRECOMPUTE_SECONDS = 600
 
+    # Live dashboards (services/stats/stream_hub.py, blueprints/stream.py). Caps past which a
+    # stream is refused (503 for the process, 429 for a tenant; dashboards then poll): the process
+    # cap is also cut to the open-files limit, less 256. Keep gunicorn's worker_connections above it.
+    STREAMS_PER_PROCESS = 5000
+    STREAMS_PER_TENANT = 20
+    STREAM_KEEPALIVE_SECONDS = 15.0  # a comment this often, so proxies keep an idle stream open
+    STREAM_MAX_SECONDS = 3600  # then the client reconnects (never past its token's expiry)
+    STREAM_RETRY_SECONDS = 3  # the reconnection delay sent (retry:), plus up to as much jitter
+    STREAM_WATCH_INTERVAL = 0.1  # on a shared cache: seconds between looks at watched generations
+    STREAM_TICKET_SECONDS = 60  # how long a stream ticket (POST /api/v1/stream-tickets) lives
+
     # Signs the API tokens. Production refuses to start without one of at least 32 bytes.
     SECRET_KEY: str | None = None
     MIN_SECRET_KEY_BYTES = 32
@@ -160,6 +171,11 @@ def check_always(config) -> None:
         value = config.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise ConfigurationError(f"{name} must be a whole number of seconds above 0, not {value!r}.")
+    for name in ("STREAMS_PER_PROCESS", "STREAMS_PER_TENANT", "STREAM_KEEPALIVE_SECONDS", "STREAM_MAX_SECONDS",
+                 "STREAM_RETRY_SECONDS", "STREAM_WATCH_INTERVAL", "STREAM_TICKET_SECONDS"):
+        value = config.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigurationError(f"{name} must be a number of at least 0, not {value!r}.")
 
 
 def check_listener(config, cache_shared: bool) -> None:

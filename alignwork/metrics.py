@@ -86,6 +86,29 @@ LISTENER_LAG = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0),
 )
 
+# Live dashboards (services/stats/stream_hub.py).
+STREAMS_OPEN = Gauge(
+    "alignwork_streams_open", "Open mega-stats streams in live processes.", multiprocess_mode="livesum",
+)
+STREAMS_REFUSED = Counter(
+    "alignwork_streams_refused_total", "Streams refused at a cap (process: 503, tenant: 429).", ["reason"],
+)
+STREAM_EVENTS = Counter(
+    "alignwork_stream_events_total", "Stats events sent on streams after their first.",
+)
+STREAM_LAG = Histogram(
+    "alignwork_stream_lag_seconds",
+    "From a change's statement in the database to its event on a stream, for changes this process "
+    "brought to the cache (those another process brought are counted as events, not timed).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+)
+
+
+def record_stream_event(lag_seconds: float | None) -> None:
+    STREAM_EVENTS.inc()
+    if lag_seconds is not None:
+        STREAM_LAG.observe(max(lag_seconds, 0.0))
+
 
 def record_change_applied(lag_seconds: float, now: float) -> None:
     LISTENER_LAG.observe(max(lag_seconds, 0.0))
@@ -166,6 +189,20 @@ def cache_summary(cache_size: int | None) -> dict:
         "avg_miss_time_ms": average_ms("MISS"),
         "cache_size": cache_size,
         **{f"listener_{name}": value for name, value in listener_summary(samples).items()},
+        **stream_summary(samples),
+    }
+
+
+def stream_summary(samples: dict) -> dict:
+    """The live dashboards: streams open, events sent, their mean lag, streams refused."""
+    timed = samples.get(("alignwork_stream_lag_seconds_count", ()), 0)
+    lag_sum = samples.get(("alignwork_stream_lag_seconds_sum", ()), 0.0)
+    return {
+        "streams_open": int(samples.get(("alignwork_streams_open", ()), 0)),
+        "stream_events": int(samples.get(("alignwork_stream_events_total", ()), 0)),
+        "stream_avg_lag_ms": round(lag_sum / timed * 1000, 1) if timed else None,
+        "streams_refused": int(sum(value for (name, _), value in samples.items()
+                             if name == "alignwork_streams_refused_total")),
     }
 
 

@@ -199,6 +199,26 @@ class StatsQuerySchema(TenantQuerySchema):
     tz = Timezone(metadata={"description": "IANA time zone; defaults to the tenant's."})
 
 
+class StreamQuerySchema(StatsQuerySchema):
+    """The stream's query: mega-stats' own, a ticket instead of the Authorization header (for
+    ``EventSource``), and the event a reconnecting client last had."""
+
+    ticket = fields.String(validate=validate.Length(min=1, max=64), metadata={
+        "description": "A stream ticket (POST /api/v1/stream-tickets), for clients that cannot send "
+                       "Authorization; single use."})
+    lastEventId = fields.String(validate=validate.Length(max=128), metadata={
+        "description": "As the Last-Event-ID header: the id of the last event received (an ETag)."})
+
+
+class StreamTicketRequestSchema(Schema):
+    tenantId = tenant_id_field()
+
+
+class StreamTicketSchema(Schema):
+    ticket = fields.String(metadata={"description": "Pass as ?ticket= to the stream, once."})
+    expiresIn = fields.Integer(metadata={"description": "Seconds the ticket stays valid (at most 60)."})
+
+
 class CountsSchema(Schema):
     confirmed = fields.Integer()
     pending = fields.Integer()

@@ -78,16 +78,17 @@ def read_record(claims: Claims) -> tuple[TenantInfo | None, None]:
         return None, None
 
 
-def admit_tenant(read: RecordReader | None = None) -> None:
+def admit_tenant(read: RecordReader | None = None, claims: Claims | None = None) -> None:
     """``before_request`` of a tenant-scoped blueprint: the token, then its tenant's record
     (revocation), or a refusal (401/403/400). CORS preflights carry no token and pass.
 
     ``read``: the blueprint's own ``RecordReader``, which checks the request's named tenant
     itself; by default the record is read alone and the named tenant checked after the
-    revocation."""
+    revocation. ``claims``: what stands for the token when the request carries none in its
+    ``Authorization`` header (a stream ticket); by default the header's."""
     if request.method == "OPTIONS":
         return
-    claims = read_claims(request.headers.get("Authorization"))
+    claims = claims or read_claims(request.headers.get("Authorization"))
     if claims.scope == ADMIN:
         raise AuthError("Admin tokens cannot act for a tenant; use the tenant's token.", 403)
     tenant, found = (read or read_record)(claims)

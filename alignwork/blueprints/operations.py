@@ -43,6 +43,12 @@ class CacheMetricsSchema(Schema):
     listener_avg_lag_ms = fields.Float(
         allow_none=True, metadata={"description": "from a change's statement to the listener writing it"})
     listener_last_applied_seconds_ago = fields.Float(allow_none=True)
+    # Live dashboards (services/stats/stream_hub.py).
+    streams_open = fields.Integer(metadata={"description": "mega-stats streams open now"})
+    stream_events = fields.Integer(metadata={"description": "stats events sent after streams' first"})
+    stream_avg_lag_ms = fields.Float(
+        allow_none=True, metadata={"description": "from a change's statement to its event, where timed"})
+    streams_refused = fields.Integer(metadata={"description": "streams refused at a cap (429/503)"})
 
 
 @blp.route("/api/v1/appointments/cache-metrics")

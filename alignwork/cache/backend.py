@@ -13,6 +13,7 @@ Flask-Caching's backends
 - ``identity``: what the listener watches to learn that the cache it writes to was replaced
   (a restart, a failover) or came back, and must be reconciled with the database;
 - a ``lock`` per key (one computation per cold key);
+- ``take``: read and delete at once (single-use stream tickets);
 - listing and deleting by pattern with remaining TTLs, for operators (``CacheUnavailable``
   when the cache cannot be read: an empty listing would be a lie).
 
@@ -91,6 +92,11 @@ class StatsBackend(Protocol):
 
     def create(self, key: str, value: Any, timeout: float) -> bool | None:
         """Store only if absent: True if stored, False if present, None if not used."""
+
+    def take(self, key: str) -> Any:
+        """The value, deleted in the same step (one ``GETDEL`` in Redis), so that of several
+        processes taking one key at most one gets it; None if absent. ``CacheUnavailable`` if
+        the cache could not be used (a caller that must not grant twice then refuses)."""
 
     def lock(self, key: str, timeout: float, wait: float) -> AbstractContextManager[bool]:
         """Hold the lock named ``key``; yields whether it was had within ``wait`` seconds."""

@@ -9,6 +9,7 @@ operators can list and delete them per tenant by pattern::
     gen:{<tenant>}                          ->  the tenant's current generation (epoch:version)
     stats:{<tenant>}:<zone>:<local date>    ->  a stats entry
     lock:stats:{<tenant>}:<zone>:<date>     ->  held while one request computes that entry
+    ticket:<secret>                         ->  a stream ticket: tenant, token's iat and exp (single use)
     listener:reconcile-requested            ->  workers back from an outage ask for a catch-up
     listener:reconciled                     ->  the listener's answer: <server run_id>:<request>
 
@@ -34,6 +35,10 @@ def tenant_record_key(tenant_id: str) -> str:
 
 def generation_key(tenant_id: str) -> str:
     return f"gen:{{{tenant_id}}}"
+
+
+def ticket_key(secret: str) -> str:
+    return f"ticket:{secret}"
 
 
 def lock_key(key: str) -> str:

@@ -61,6 +61,9 @@ class NullCache(_InProcess, _NullCache):
     def create(self, key: str, value: Any, timeout: float) -> None:
         return None
 
+    def take(self, key: str) -> None:
+        return None
+
     def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
                 record: Any, generation_ttl: float, record_ttl: float) -> str:
         """Reports the generation as held, for the reason ``force_store`` reports success."""
@@ -95,6 +98,7 @@ class SimpleCache(_InProcess, _SimpleCache):
         self._locks: dict[str, list] = {}
         self._locks_guard = threading.Lock()
         self._advance_guard = threading.Lock()
+        self._take_guard = threading.Lock()
 
     def fetch(self, *keys: str, ungated: bool = False) -> list[Any]:
         return self.get_many(*keys)
@@ -106,6 +110,13 @@ class SimpleCache(_InProcess, _SimpleCache):
 
     def create(self, key: str, value: Any, timeout: float) -> bool:
         return bool(self.add(key, value, timeout))
+
+    def take(self, key: str) -> Any:
+        with self._take_guard:
+            value = self.get(key)
+            if value is not None:
+                self.delete(key)
+            return value
 
     def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
                 record: Any, generation_ttl: float, record_ttl: float) -> str:

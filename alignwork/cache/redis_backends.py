@@ -26,6 +26,7 @@ from flask_caching.backends.rediscache import RedisSentinelCache as _RedisSentin
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .backend import CacheUnavailable
 from .breaker import UNUSED, CircuitBreaker
 from .fail_open import FailOpenMethods
 from .inspection import RedisInspection
@@ -155,6 +156,15 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
     def create(self, key: str, value: Any, timeout: float) -> bool | None:
         added = self._guard(super().add, key, value, timeout, key=key)
         return None if added is UNUSED else bool(added)
+
+    def take(self, key: str) -> Any:
+        raw = self._guard(self._getdel, key, key=key)
+        if raw is UNUSED:
+            raise CacheUnavailable("the cache could not be reached")
+        return None if raw is None else self.serializer.loads(raw)
+
+    def _getdel(self, key: str) -> Any:
+        return self._write_client.getdel(self._get_prefix() + key)
 
     def advance(self, generation_key: str, record_key: str, epoch: str, version: int,
                 record: Any, generation_ttl: float, record_ttl: float) -> str | None:
