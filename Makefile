@@ -21,8 +21,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# `make run` serves one process with four threads: with the default SimpleCache every request
-# then sees the same cache, so a write invalidates for all of them (see docs/deploy.md).
+# `make run` serves one process with gevent's worker (many connections at once, and the
+# dashboards' live streams): with the default SimpleCache every request then sees the same
+# cache, so a write invalidates for all of them (see docs/deploy.md).
 
 # A local signing key, made once, so tokens survive restarts and every worker accepts them.
 instance/config.py:
@@ -63,7 +64,7 @@ run: port-free install instance/config.py
 	echo "Operator page (cache hit rate and its history):"; \
 	echo "  http://$(HOST):$(PORT)/ops#token=$$admin"; \
 	echo
-	GUNICORN_WORKERS=1 GUNICORN_THREADS=4 $(BIN)/gunicorn -c gunicorn.conf.py -b $(HOST):$(PORT) wsgi:app
+	GUNICORN_WORKERS=1 $(BIN)/gunicorn -c gunicorn.conf.py -b $(HOST):$(PORT) wsgi:app
 
 test: install
 	$(BIN)/python -m pytest

@@ -9,11 +9,14 @@ worker that exits.) gunicorn reads this file again on a reload (HUP); see ``on_r
 settings refused then.
 """
 
+import json
 import multiprocessing
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 
 # prometheus_client's multiprocess mode: every worker writes its metrics here and /metrics and
 # cache-metrics read them all. Set before anything imports the app (below, then every worker).
@@ -43,46 +46,71 @@ def _refuse(reason):
     sys.exit(f"AlignWork refuses to start: {reason}")
 
 
-def _configured_cache():
-    """The app's cache type (resolved) and None, or None and why the app refuses its settings.
+# The app's settings are checked in a child process: the master forks the workers, and the
+# gevent worker must patch the standard library (sockets, ssl, threading) before psycopg, redis
+# and the app are imported. Importing them here, in the master, would hand every worker modules
+# loaded before the patch. The child prints what the master needs to know, as JSON.
+_CHECK = """
+import json, sys, traceback
+sys.path[1:1] = [sys.argv[1]]
+from alignwork import create_app
+from alignwork.config import ConfigurationError
+from alignwork.cache.backend import is_shared
+try:
+    app = create_app()
+except ConfigurationError as exc:
+    print(json.dumps({"refusal": str(exc)}))
+    sys.exit(0)
+except Exception:
+    print(json.dumps({"bug": traceback.format_exc()}))
+    sys.exit(0)
+print(json.dumps({"cache_type": app.config["CACHE_TYPE"], "shared": is_shared(app.config["CACHE_TYPE"]),
+                  "streams_per_process": app.config["STREAMS_PER_PROCESS"]}))
+"""
 
-    At start only a refused setting (ConfigurationError) is an answer: anything else is a bug
-    and shows its traceback. On a reload anything is kept, for on_reload to log with its
-    traceback: gunicorn ends the master when this file raises, and on a reload that would take
-    the serving workers with it."""
-    from alignwork import create_app
-    from alignwork.config import ConfigurationError
 
+def _checked_settings():
+    """What the app's settings say (cache type, whether shared, the stream cap), checked in a
+    child process; ``refusal`` or ``bug`` when it refuses them or fails.
+
+    At start only a refused setting is an answer: anything else is a bug and shows its traceback.
+    On a reload anything is kept, for on_reload to log: gunicorn ends the master when this file
+    raises, and on a reload that would take the serving workers with it."""
+    env = {name: value for name, value in os.environ.items() if name != "PROMETHEUS_MULTIPROC_DIR"}
+    child = subprocess.run([sys.executable, "-c", _CHECK, os.path.dirname(os.path.abspath(__file__))],
+                           capture_output=True, text=True, env=env)
+    sys.stderr.write(child.stderr)  # the app's own warnings (no SECRET_KEY, NullCache, ...)
+    lines = child.stdout.strip().splitlines()
     try:
-        return create_app().config["CACHE_TYPE"], None
-    except ConfigurationError as exc:
-        return None, exc
-    except Exception as exc:
-        if not _reloading:
-            raise
-        return None, exc
+        found = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        found = {"bug": f"the settings check failed (exit {child.returncode}):\n{child.stderr}"}
+    if "bug" in found and not _reloading:
+        sys.exit(f"AlignWork's settings check failed:\n{found['bug']}")
+    return found
 
 
-_cache_type, _refusal = _configured_cache()
+_checked = _checked_settings()
+_cache_type = _checked.get("cache_type")
+_refusal = _checked.get("refusal") or _checked.get("bug")
 if _refusal is not None and not _reloading:
     _refuse(_refusal)
 
-
-def _cache_is_shared():
-    """Whether the app's cache is seen by every worker (None: the settings are refused)."""
-    from alignwork.cache.backend import is_shared
-
-    return None if _cache_type is None else is_shared(_cache_type)
-
-
-_shared_cache = _cache_is_shared()
+# Whether the app's cache is seen by every worker (None: the settings are refused).
+_shared_cache = _checked.get("shared")
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# A per-process cache cannot be shared by workers: then one worker, with threads.
+# A per-process cache cannot be shared by workers: then one worker.
 _default_workers = min(4, multiprocessing.cpu_count() * 2 + 1) if _shared_cache is not False else 1
 workers = int(os.environ.get("GUNICORN_WORKERS", _default_workers))
-threads = int(os.environ.get("GUNICORN_THREADS", "1" if _shared_cache is not False else "4"))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread" if threads > 1 else "sync")
+# gevent: each connection is a greenlet, so a worker holds thousands of open dashboard streams
+# (and serves polls beside them). sync and gthread still work, and answer streams 503
+# (dashboards then poll); GUNICORN_THREADS applies to gthread only.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# Connections a gevent worker holds at once: the app's stream cap plus room for polls.
+_stream_cap = int(_checked.get("streams_per_process") or 5000)
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", _stream_cap + 1000))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # On SIGTERM, workers finish the requests they hold for up to this long.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
@@ -119,19 +147,16 @@ def on_reload(server):
     (After this hook reload() forks ``cfg.workers`` new workers, stops those beyond
     ``num_workers``, then waits up to ``graceful_timeout`` for the old ones to go. They stay,
     so the master takes that long before it handles its next signal.)"""
-    from alignwork.config import ConfigurationError
-
     advice = _per_worker_cache_advice(server.cfg.workers)
     refused = _refusal or (advice if _production() else None)
     if refused is None:
         if advice:
             server.log.warning(advice)
         return
-    bug = not isinstance(refused, (str, ConfigurationError))
     server.log.error("AlignWork refuses the reloaded settings; the running workers keep serving with "
                      "the settings they have, and the master takes no reload (HUP) for the next %s s "
                      "(graceful_timeout; one sent meanwhile waits until then): %s",
-                     server.cfg.graceful_timeout, refused, exc_info=refused if bug else None)
+                     server.cfg.graceful_timeout, refused)
     server.num_workers = len(server.WORKERS)
     server.cfg.set("workers", 0)
 
@@ -149,7 +174,7 @@ def _per_worker_cache_advice(workers):
     return (f"CACHE_TYPE {kind} is a per-process cache with {workers} workers: after a write, "
             "the other workers serve stale stats until their entries expire. Set "
             "ALIGNWORK_CACHE_TYPE=RedisCache (and ALIGNWORK_CACHE_REDIS_URL), or run one worker "
-            "with threads (GUNICORN_WORKERS=1 GUNICORN_THREADS=4).")
+            "(GUNICORN_WORKERS=1; the gevent worker serves many connections at once).")
 
 
 def post_worker_init(worker):
@@ -161,6 +186,30 @@ def post_worker_init(worker):
 
     if hasattr(worker.wsgi, "config"):  # the app (a benchmark may serve something else)
         listener.start(worker.wsgi)
+        _end_streams_when_stopping(worker)
+
+
+def _end_streams_when_stopping(worker):
+    """A worker told to stop (SIGTERM, or a HUP replacing it) stops accepting within a second
+    (gevent's worker looks at its flag once a second) and waits up to graceful_timeout for its
+    open requests. Its streams then end cleanly (the last chunk, a short ``retry:``) and their
+    connections close instead of idling as keep-alive, so their clients reconnect to the workers
+    that are still, or newly, serving."""
+    import threading
+
+    from alignwork.services.stats import stream_hub
+
+    if not stream_hub.streams_possible():
+        return
+
+    def watch():
+        while worker.alive:
+            time.sleep(0.1)
+        time.sleep(1.1)  # until the worker has closed its listening sockets
+        worker.cfg.set("keepalive", 0)  # a connection whose response ends closes
+        stream_hub.stop(worker.wsgi)
+
+    threading.Thread(target=watch, name="stream-stopper", daemon=True).start()
 
 
 def child_exit(server, worker):
