@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, url_for
 
 from ..security import protect_page
+from ..services.stats import stream_hub
 
 bp = Blueprint("pages", __name__)
 bp.after_request(protect_page)
@@ -30,8 +31,10 @@ def _links() -> dict:
 
 @bp.get("/")
 def dashboard():
-    """Confirmed and pending appointments today, this week, this month and next month."""
-    return render_template("dashboard.html", poll_seconds=POLL_SECONDS)
+    """Confirmed and pending appointments today, this week, this month and next month. Live
+    (the mega-stats stream) where this server can hold streams; else the page only polls, and
+    asks for no stream it would be refused."""
+    return render_template("dashboard.html", poll_seconds=POLL_SECONDS, live=stream_hub.streams_possible())
 
 
 @bp.get("/ops")

@@ -128,6 +128,11 @@
    * - options.timeZone(): the IANA zone the page's times are shown in (default: the browser's);
    * - options.context = {endpoint, render(data)}: fetched with the token once per token, beside
    *   the polls (a failure is tried again with the next poll; refusals are left to the polls).
+   *
+   * With <body data-stream-endpoint> (and live.js loaded) the page is live: the mega-stats stream
+   * says when the numbers change, and each event is followed by one conditional poll (the answer
+   * and its headers, the zone and date, in one task, as polls show them). Polls every interval
+   * resume whenever the stream is not live.
    */
   function start(options) {
     var body = document.body;
@@ -146,9 +151,18 @@
     var stopped = false;     // a 4xx refused this input: no more polls until it changes
     var numbersOf = null;    // when the numbers on the page were answered; null: none shown
     var contextOf = null;    // the token options.context was last shown for
+    var again = false;       // something changed while a poll was in flight: poll once more
+    var mode = "polling";    // "live" while the stream (this tab's or another's) is open
+    var live = null;
 
     if (token) storage.set(tokenKey, token);
-    setField("interval", "every " + seconds + " s");
+    showMode("polling");
+
+    function showMode(next) {
+      mode = next;
+      body.dataset.live = next;
+      setField("interval", next === "live" ? "live" : "every " + seconds + " s (polling)");
+    }
 
     function zone() { return options.timeZone ? options.timeZone() : undefined; }
 
@@ -184,6 +198,7 @@
       etag = null;
       stopped = false;
       storage.remove(tokenKey);
+      restartLive();
       reason.textContent = why;
       reason.className = refused ? "reason refused" : "reason";
       form.hidden = false;
@@ -195,7 +210,7 @@
 
     function schedule() {
       window.clearTimeout(timer);
-      timer = window.setTimeout(poll, seconds * 1000);
+      if (mode !== "live") timer = window.setTimeout(poll, seconds * 1000);
     }
 
     function readJson(response) {
@@ -223,6 +238,7 @@
     function stopAsked(response, payload) {
       var said = apiProblem(payload);
       stopped = true;
+      restartLive();  // no stream either, until the input changes
       say("The server refused this request (" + response.status + ")" + (said ? ": " + said : ".") + " " +
         whatIsShown() + "; not asking again until the address or the token changes.", "error");
       setState("refused");
@@ -238,7 +254,11 @@
         askForToken("Paste a token to see the numbers.");
         return;
       }
-      if (inFlight || stopped) return;
+      if (stopped) return;
+      if (inFlight) {
+        again = true;
+        return;
+      }
       inFlight = true;
       fetchContext();
       var sentWith = token;
@@ -292,8 +312,37 @@
       }).then(function () {
         inFlight = false;
         if (!token || stopped) return;
-        if (sentWith !== token) poll(); else schedule();
+        if (sentWith !== token || again) {
+          again = false;
+          poll();
+        } else {
+          schedule();
+        }
       });
+    }
+
+    function startLive() {
+      var streamEndpoint = body.dataset.streamEndpoint;
+      if (!streamEndpoint || !window.AlignWorkLive) return;
+      live = window.AlignWorkLive.connect({
+        token: function () { return stopped ? null : token; },
+        url: function (lastId) {
+          var query = options.query ? options.query() : "";
+          var last = etag || lastId;
+          return streamEndpoint + query + (last ? (query ? "&" : "?") + "lastEventId=" + encodeURIComponent(last) : "");
+        },
+        onEvent: function (id) { if (token && !stopped && id !== etag) poll(); },
+        onMode: function (next) {
+          showMode(next);
+          if (next === "live") window.clearTimeout(timer);
+          else if (token && !stopped && !inFlight) schedule();
+        },
+        onRefused: function () { poll(); }
+      });
+    }
+
+    function restartLive() {
+      if (live) live.restart();
     }
 
     function useToken(given) {
@@ -306,6 +355,7 @@
       changeButton.hidden = false;
       say("", "");
       setState("loading");
+      restartLive();
       poll();
     }
 
@@ -333,6 +383,8 @@
       changeButton.hidden = false;
       setState("loading");
     }
+    startLive();
+    restartLive();
     poll();
   }
 
