@@ -416,3 +416,43 @@ def test_a_ticket_is_taken_once_from_either_cache(make_app, cache_backend):
         assert (found.tenant_id, found.issued_at) == ("acme", 1000.5)
         assert stream_tickets.redeem(ticket) is None
         assert stream_tickets.redeem("not-a-ticket") is None
+
+
+def test_tickets_are_refused_while_redis_is_unreachable(make_app):
+    from alignwork.services import stream_tickets
+
+    require_redis()
+    app = make_app(cache="redis", CACHE_REDIS_URL="redis://127.0.0.1:1/0", CACHE_REDIS_SOCKET_TIMEOUT=0.2)
+    with app.app_context():
+        with pytest.raises(stream_tickets.TicketsUnavailable):
+            stream_tickets.issue("acme", 1.0, int(time.time()) + 60)
+        with pytest.raises(stream_tickets.TicketsUnavailable):
+            stream_tickets.redeem("some-ticket")
+
+
+def test_a_stream_gets_an_event_at_its_zones_midnight(make_app, cache_backend):
+    """The hub in this process (no HTTP): 0.5 s before local midnight a stream waits; at midnight
+    its group reads the next day's entry (another ETag: the date is in it) and sends it."""
+    import time_machine
+    from zoneinfo import ZoneInfo
+
+    from alignwork.services.stats import stream_hub
+    from tests.conftest import Builder
+
+    app = make_app(cache=cache_backend)
+    Builder(app).tenant("acme", timezone="America/Recife")
+    zone = ZoneInfo("America/Recife")
+    late = datetime.now(zone).replace(hour=23, minute=59, second=59, microsecond=500_000)
+    with time_machine.travel(late, tick=True), app.app_context():
+        subscription = stream_hub.hub().open("acme", zone, time.time() + 30, None)
+        try:
+            first = subscription.first()
+            assert first.news and first.state.day == late.date().isoformat()
+            # (On Redis the watcher may wake it once before, for the generation the first read
+            # published: a step without news, which sends nothing.)
+            step = next(step for step in subscription.steps() if step.news or step.ending)
+            assert step.news and step.state.day == (late + timedelta(days=1)).date().isoformat()
+            assert step.state.etag != first.state.etag
+        finally:
+            subscription.close()
+        assert stream_hub.hub().open_streams == 0

@@ -7,7 +7,7 @@ commits, its listener's ticks), and, on a shared cache, one look every ``STREAM_
 at the generations of the tenants it has streams for (one ``MGET`` per thousand tenants), which
 brings changes other processes applied. Only the changed tenants' streams wake.
 
-Streams of one tenant and zone share a ``_Group``: a wake makes the group read once (the same
+Streams of one tenant and zone share a ``Group``: a wake makes the group read once (the same
 ``answer.read``/``answer.answer`` a poll makes: a HIT, or one computation under the key's lock),
 so 1,000 screens of one clinic cost one read, not 1,000. A group also wakes at its zone's local
 midnight. No database session is kept between reads (``db.session.remove()``).
@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
@@ -35,12 +34,8 @@ from flask import Flask, current_app
 from ... import metrics
 from ...cache.backend import stats_backend
 from ...cache.keys import generation_key
-from ...extensions import db
-from ...periods import day_start, local_date
 from ..changes import announcements, generations
-from ..exceptions import NotFound
-from ..tenants import TenantInfo
-from . import answer as stats_answer
+from .stream_groups import Group, State
 
 log = logging.getLogger(__name__)
 _KEY = "alignwork.stream_hub"
@@ -52,16 +47,6 @@ class Ending(str, enum.Enum):
     GONE = "gone"  # the tenant was deleted
     LIFETIME = "lifetime"  # STREAM_MAX_SECONDS or the token's expiry
     SHUTDOWN = "shutdown"  # the worker stops (graceful stop, HUP)
-
-
-@dataclass(frozen=True)
-class State:
-    """What a group read: the tenant record (for revocation) and the entry to send."""
-
-    tenant: TenantInfo
-    etag: str
-    body: bytes
-    day: str
 
 
 @dataclass(frozen=True)
@@ -91,59 +76,13 @@ def streams_possible() -> bool:
     return monkey is not None and monkey.is_module_patched("socket")
 
 
-class _Group:
-    """The streams of one tenant and zone, and the one read a wake makes for all of them."""
-
-    def __init__(self, tenant_id: str, zone: ZoneInfo):
-        self.tenant_id, self.zone = tenant_id, zone
-        self.subscriptions: set[Subscription] = set()
-        self.wakes = 0
-        self.read_for = -1  # the wake count the state was read after
-        self.state: State | None = None
-        self.generation: str | None = None  # the tenant's generation when the state was read
-        self.changed_at: float | None = None
-        self.midnight = self._next_midnight()
-        self._lock = threading.Lock()
-
-    def _next_midnight(self) -> float:
-        today = local_date(self.zone, datetime.now(timezone.utc))
-        return day_start(self.zone, today + timedelta(days=1)).timestamp()
-
-    def wake(self, changed_at: float | None = None) -> None:
-        self.wakes += 1
-        self.changed_at = changed_at
-        for subscription in list(self.subscriptions):
-            subscription.flag.set()
-
-    def read(self) -> State | None:
-        """The current state, read once per wake whoever asks first (None: tenant gone)."""
-        with self._lock:
-            if time.time() >= self.midnight:
-                self.midnight = self._next_midnight()
-                self.wakes += 1
-            if self.read_for == self.wakes:
-                return self.state
-            wakes = self.wakes
-            try:
-                snapshot = stats_answer.read(self.tenant_id, self.zone)
-                self.generation = snapshot.generation
-                found = stats_answer.answer(snapshot)
-                self.state = State(snapshot.tenant, found.entry.etag, found.entry.body, snapshot.day.isoformat())
-            except NotFound:
-                self.state = None
-            finally:
-                db.session.remove()  # no connection or session held while streams wait
-            self.read_for = wakes
-            return self.state
-
-
 @dataclass(eq=False)
 class Subscription:
     """One open stream. Iterate ``steps()``; ``close()`` when done (the blueprint's generator
     does, however the response ends)."""
 
     hub: StreamHub
-    group: _Group
+    group: Group
     ends_at: float
     keepalive: float
     last_etag: str | None = None
@@ -200,7 +139,7 @@ class StreamHub:
     def __init__(self, app: Flask):
         self.app = app
         self.stopping = False
-        self._groups: dict[tuple[str, str], _Group] = {}
+        self._groups: dict[tuple[str, str], Group] = {}
         self._per_tenant: dict[str, int] = {}
         self._open = 0
         self._lock = threading.Lock()
@@ -228,7 +167,7 @@ class StreamHub:
                 raise Refused("Too many open streams for this tenant; poll instead.", 429, retry)
             group = self._groups.get((tenant_id, zone.key))
             if group is None:
-                group = self._groups[(tenant_id, zone.key)] = _Group(tenant_id, zone)
+                group = self._groups[(tenant_id, zone.key)] = Group(tenant_id, zone)
             subscription = Subscription(self, group, ends_at, float(config["STREAM_KEEPALIVE_SECONDS"]),
                                         last_etag)
             group.subscriptions.add(subscription)
