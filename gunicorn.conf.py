@@ -212,6 +212,23 @@ def _end_streams_when_stopping(worker):
     threading.Thread(target=watch, name="stream-stopper", daemon=True).start()
 
 
+def post_request(worker, req, environ, resp):
+    """gevent's worker: after each request, let the other connections' greenlets run. A greenlet
+    otherwise goes straight on to its connection's next request whenever the client has already
+    sent it, and a busy worker then serves a few connections in turn while the others wait (a
+    p99 of hundreds of milliseconds under load, measured, for a p50 of one)."""
+    if _yields:
+        _yields()
+
+
+_yields = None
+if worker_class == "gevent":
+    def _yields():
+        import gevent
+
+        gevent.sleep(0)
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
