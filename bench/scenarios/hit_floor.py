@@ -41,10 +41,7 @@ def _in_process(ctx: Context) -> None:
     from . import CLINIC
 
     ctx.clinic_token()  # seeds the tenant
-    caches = {"SimpleCache": {"CACHE_TYPE": "SimpleCache"}}
-    if "redis" in ctx.plan.caches:
-        caches["RedisCache"] = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": ctx.stack.redis_url,
-                                "CACHE_KEY_PREFIX": ctx.stack.key_prefix}
+    caches = ctx.in_process_caches()
     calls, rounds = (200, 3) if ctx.plan.quick else (2000, 7)
     for cache, settings in caches.items():
         found = inprocess.measure({"SQLALCHEMY_DATABASE_URI": ctx.main.url, "SECRET_KEY": "inprocess-" + "k" * 40,

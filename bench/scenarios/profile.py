@@ -39,10 +39,7 @@ def run(ctx: Context) -> None:
     from alignwork.auth import issue_token
 
     ctx.clinic_token()  # seeds the tenant
-    caches = {"SimpleCache": {"CACHE_TYPE": "SimpleCache"}}
-    if "redis" in ctx.plan.caches:
-        caches["RedisCache"] = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": ctx.stack.redis_url,
-                                "CACHE_KEY_PREFIX": ctx.stack.key_prefix}
+    caches = ctx.in_process_caches()
     requests = 300 if ctx.plan.quick else REQUESTS
     for cache, settings in caches.items():
         app = with_floor(create_app({"SQLALCHEMY_DATABASE_URI": ctx.main.url,
