@@ -23,12 +23,11 @@ REQUESTS = 3000
 HIDE = r".*/(werkzeug/test|flask/testing)\.py"
 SHOW = r".*/(webargs|flask_smorest|marshmallow|itsdangerous|prometheus_client|flask_caching|cachelib|redis)/.*"
 
-READING = """Reading the profiles: the floor pays Flask, the response and the metrics hooks; a HIT
-adds the token check and tenant resolution (tenancy, auth), parsing the query (webargs),
-flask-smorest's wrappers, the cache read (one fetch) and building the response (the body was
-encoded when it was stored). On SimpleCache no single part dominates: going further would mean
-dropping work the API must do on every request (authentication, validation, metrics). On
-RedisCache the extra cost is the MGET round trip: with gunicorn's workers, wrk and redis-server sharing two cores, each round
+READING = """Reading the profiles: the floor pays Flask's request, routing, response and the
+metrics hooks. A HIT is answered by the poll's fast path (alignwork/fast_path.py) in front of
+Flask: a remembered query and token, one cache read with the tenant record, the revocation
+check, the headers and the metrics; Flask itself is not entered. On RedisCache the extra cost is
+the MGET round trip: with gunicorn's workers, wrk and redis-server sharing two cores, each round
 trip is two context switches on a saturated CPU; a Redis on its own host costs the web workers
 far less CPU per HIT."""
 
