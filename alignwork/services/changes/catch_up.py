@@ -9,15 +9,17 @@ cache's generations (one read per batch) and writes the ones the cache is behind
 on a new epoch or cache identity, on taking the lease, and when a worker asks after an outage
 (``cache/reconciliation.py``). A catch-up that finds the cache up to date writes nothing.
 
-Besides, a sweep compares a slice of ``known`` with the cache on every tick, so that every
-tenant is compared at least once per ``FULL_CATCH_UP_SECONDS`` without reading the database: a
-generation lost and written back older (an eviction racing a slow writer) is then corrected
-within that bound, for the cost of one cache read of ``tenants / ticks`` keys a tick.
+Besides, every tenant confirmed after a change is compared with the cache once more,
+``RECHECK_SECONDS`` later, without reading the database: a generation lost and written back older
+(an eviction racing a slow writer, whose write is at most a request old) is then corrected within
+that bound. The work grows with the changes, not with the tenants: an idle tick compares nothing.
+A catch-up gets its second look too, of every tenant, ``RECHECK_SECONDS`` after it finished: a
+replaced leader frozen between its lease check and its write could, across an epoch change,
+still write an old epoch's generation once.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -28,7 +30,7 @@ from ...cache.backend import holds_at_least, stats_backend
 from ...cache.keys import generation_key
 from . import generations, record
 
-FULL_CATCH_UP_SECONDS = 30.0
+RECHECK_SECONDS = 30.0  # longer than any request (gunicorn's timeout) that could write late
 FETCH_BATCH = 1000
 WRITE_BUDGET_SECONDS = 1.0  # per tick, spent on writes that fail (a cache node away)
 
@@ -36,16 +38,15 @@ WRITE_BUDGET_SECONDS = 1.0  # per tick, spent on writes that fail (a cache node 
 class CatchUp:
     """The versions known and confirmed so far, and whether a catch-up is under way."""
 
-    def __init__(self, started: float, interval: float = 0.5):
+    def __init__(self, started: float):
         self.started = started  # changes older than this are no lag of this listener's
         self.known: dict[str, int] = {}
         self.unconfirmed: set[str] = set()
         self.cursor: record.Cursor | None = None  # None: the next look reads every tenant
         self.catching_up = True
         self.reconciled_up_to = 0  # the workers' reconciliation requests answered so far
-        self._ticks_per_sweep = max(1, round(FULL_CATCH_UP_SECONDS / interval))
-        self._sweep: list[str] = []
-        self._sweep_step = 0
+        self._rechecks: dict[str, float] = {}  # tenant -> when to compare it again, in that order
+        self._recheck_all_at: float | None = None  # a finished catch-up's second look
 
     def forget(self) -> None:
         """Read and compare every tenant on the next tick."""
@@ -58,7 +59,7 @@ class CatchUp:
             found = record.versions(connection)
             self.known = dict(found.versions)
             self.unconfirmed = set(found.versions)
-            self._sweep = []
+            self._rechecks.clear()  # this catch-up compares every tenant
         else:
             found = record.changed_since(self.cursor, connection)
             for tenant_id, version in found.versions.items():
@@ -69,20 +70,35 @@ class CatchUp:
         return found
 
     def to_compare(self) -> tuple[list[str], list[str]]:
-        """The unconfirmed tenants, and the sweep's next slice of the others."""
+        """The unconfirmed tenants, and the confirmed ones whose second look is due."""
         moved = sorted(self.unconfirmed)
-        if self.catching_up:
-            return moved, []
-        if not self._sweep:
-            self._sweep = list(self.known)
-            self._sweep_step = math.ceil(len(self._sweep) / self._ticks_per_sweep)
-        swept, self._sweep[-self._sweep_step:] = self._sweep[-self._sweep_step:], []
-        return moved, sorted(set(swept).difference(self.unconfirmed))
+        now, due = time.monotonic(), []
+        if self._recheck_all_at is not None and self._recheck_all_at <= now and not self.catching_up:
+            self._recheck_all_at = None
+            self._rechecks.clear()
+            return moved, sorted(set(self.known).difference(self.unconfirmed))
+        for tenant_id, when in self._rechecks.items():
+            if when > now:
+                break
+            due.append(tenant_id)
+        for tenant_id in due:
+            del self._rechecks[tenant_id]
+        return moved, sorted(set(due).difference(self.unconfirmed))
+
+    def _confirmed(self, tenant_id: str) -> None:
+        """The cache holds the tenant's version: compare it again later, unless in a catch-up
+        (which compares everything anyway) or already due for another look."""
+        if tenant_id in self.unconfirmed:
+            self.unconfirmed.discard(tenant_id)
+            if not self.catching_up:
+                self._rechecks.pop(tenant_id, None)
+                self._rechecks[tenant_id] = time.monotonic() + RECHECK_SECONDS
 
     def finished(self) -> bool:
         """Whether the catch-up under way (if any) has just finished with this tick."""
         if self.catching_up and not self.unconfirmed:
             self.catching_up = False
+            self._recheck_all_at = time.monotonic() + RECHECK_SECONDS
             return True
         return False
 
@@ -96,7 +112,7 @@ class CatchUp:
             held = stats_backend().fetch(*(generation_key(t) for t in batch), ungated=True)
             for tenant_id, value in zip(batch, held or [None] * len(batch)):
                 if holds_at_least(value, epoch, self.known[tenant_id]):
-                    self.unconfirmed.discard(tenant_id)
+                    self._confirmed(tenant_id)
                 else:
                     behind.append(tenant_id)
         return behind
@@ -116,7 +132,7 @@ class CatchUp:
             for change in found:
                 if change.tenant_id in generations.apply(epoch, [change]):
                     self.known[change.tenant_id] = max(change.version, self.known.get(change.tenant_id, 0))
-                    self.unconfirmed.discard(change.tenant_id)
+                    self._confirmed(change.tenant_id)
                     written += 1
                     if change.changed_at >= self.started:
                         metrics.record_change_applied(now - change.changed_at, now)

@@ -42,7 +42,7 @@ class TickResult:
     leading: bool
     compared: int  # tenants whose version moved (or a catch-up's), compared with the cache
     written: int  # tenants whose generation and record were written
-    swept: int = 0  # tenants compared again by the sweep (``catch_up.py``)
+    rechecked: int = 0  # tenants compared again after a change (``catch_up.py``)
 
 
 class ChangeListener:
@@ -58,7 +58,7 @@ class ChangeListener:
         self._connection: Connection | None = None
         self._failing: str | None = None  # the database failure last logged, until it ends
         self.election = Election(stats_backend().shared)
-        self.catch_up = CatchUp(started=time.time(), interval=self.interval)
+        self.catch_up = CatchUp(started=time.time())
 
     # -- the database connection ---------------------------------------------------------------
 
@@ -159,13 +159,13 @@ class ChangeListener:
             if not every:  # every generation changes: compare every tenant again
                 catch_up.forget()
                 found = catch_up.look(connection)
-        moved, swept = catch_up.to_compare()
-        stale = catch_up.behind_in_cache(found.epoch, moved + swept)
+        moved, rechecked = catch_up.to_compare()
+        stale = catch_up.behind_in_cache(found.epoch, moved + rechecked)
         written = catch_up.write(connection, stale, self.election.still_leading) if stale else 0
         if catch_up.finished() and requested is not None and self.election.still_leading():
             stats_backend().mark_reconciled(identity, requested)
             catch_up.reconciled_up_to = requested
-        return TickResult(True, len(moved), written, len(swept))
+        return TickResult(True, len(moved), written, len(rechecked))
 
     # -- running ---------------------------------------------------------------------------------
 
