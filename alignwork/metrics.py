@@ -63,6 +63,11 @@ CACHE_ENTRIES = Gauge(
     "alignwork_cache_entries", "Entries in the in-process caches of live workers.",
     multiprocess_mode="livesum",
 )
+CACHE_LOCKS_LOST = Counter(
+    "alignwork_cache_locks_lost_total",
+    "Computation locks gone before their release (FLUSHALL, eviction, a computation outlasting the "
+    "lock): another computation may have run beside one; not an outage.",
+)
 
 # The change listener's state (services/changes/listener.py), readable from any process.
 LISTENER_RUNNING = Gauge(

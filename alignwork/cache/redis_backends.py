@@ -14,6 +14,7 @@ checked them).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,12 +25,16 @@ from cachelib.redis_base import BaseRedisCache
 from flask_caching.backends.rediscache import RedisCache as _RedisCache
 from flask_caching.backends.rediscache import RedisSentinelCache as _RedisSentinelCache
 from redis.backoff import NoBackoff
+from redis.exceptions import LockError
 from redis.retry import Retry
 
+from .. import metrics
 from .breaker import UNUSED, CircuitBreaker
 from .fail_open import FailOpenMethods
 from .inspection import RedisInspection
 from .reconciliation import ReconcileGate
+
+log = logging.getLogger(__name__)
 
 # ``StatsBackend.advance`` in one step. KEYS: the generation, the tenant record. ARGV: epoch,
 # version, the generation's TTL, the serialised record ('' deletes it), the record's TTL. The
@@ -187,7 +192,19 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
             yield acquired
         finally:
             if acquired:
-                self._guard(lock.release, key=key)
+                self._guard(self._release, lock, key=key)
+
+    @staticmethod
+    def _release(lock: Any) -> None:
+        """Release, or count a lock that vanished while held (FLUSHALL, eviction, a computation
+        longer than its timeout): another computation may have run beside this one, which costs
+        a computation, not correctness (entries are stored under the generation read before
+        computing). redis-py raises ``LockNotOwnedError`` here outside the ``with`` form."""
+        try:
+            lock.release()
+        except LockError as exc:
+            metrics.CACHE_LOCKS_LOST.inc()
+            log.debug("cache lock %s was gone when released (%s)", lock.name, exc)
 
     def _make_lock(self, key: str, timeout: float, wait: float) -> Any:
         return self._write_client.lock(
