@@ -27,7 +27,7 @@ class _InProcess:
     def reconcile_requested(self) -> None:
         return None
 
-    def mark_reconciled(self, identity: str, number: int) -> None:
+    def mark_reconciled(self, identity: str, requests: frozenset[str]) -> None:
         pass
 
     def stored_key(self, key: str) -> str:

@@ -142,12 +142,12 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
             return None  # the read reconnected, and found another server
         return None if found is UNUSED else found
 
-    def reconcile_requested(self) -> int | None:
+    def reconcile_requested(self) -> frozenset[str] | None:
         return self._gate.requested() if self._gate is not None else None
 
-    def mark_reconciled(self, identity: str, number: int) -> None:
+    def mark_reconciled(self, identity: str, requests: frozenset[str]) -> None:
         if self._gate is not None:
-            self._gate.mark(identity, number)
+            self._gate.mark(identity, requests)
 
     def store(self, key: str, value: Any, timeout: float) -> bool:
         return self._guard(super().set, key, value, timeout, key=key) is True

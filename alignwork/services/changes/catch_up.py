@@ -36,7 +36,6 @@ class CatchUp:
         self.applied: dict[str, int] = {}
         self.catching_up = True
         self.next_full = 0.0
-        self.reconciled_up_to = 0  # the workers' reconciliation requests answered so far
 
     def forget(self) -> None:
         """Compare everything with the cache on the next tick."""

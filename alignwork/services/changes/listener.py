@@ -145,8 +145,8 @@ class ChangeListener:
         if time.monotonic() >= catch_up.next_full:
             catch_up.forget()
         requested = stats_backend().reconcile_requested()
-        if requested is not None and requested > catch_up.reconciled_up_to:
-            catch_up.forget()  # a worker came back from an outage and waits for a catch-up
+        if requested:
+            catch_up.forget()  # workers came back from an outage and wait for a catch-up
         found = record.versions(connection)
         if found.epoch != self._epoch:
             self._epoch = found.epoch
@@ -154,9 +154,8 @@ class ChangeListener:
         moved = catch_up.moved(found.versions)
         stale = catch_up.behind_in_cache(found.epoch, moved, found.versions)
         written = catch_up.write(connection, stale) if stale else 0
-        if catch_up.finished(moved) and requested is not None:
+        if catch_up.finished(moved) and requested:
             stats_backend().mark_reconciled(identity, requested)
-            catch_up.reconciled_up_to = requested
         return TickResult(True, len(moved), written)
 
     # -- running ---------------------------------------------------------------------------------
