@@ -50,6 +50,29 @@ def _deployment(make_app, server):
     return writer, worker, patient
 
 
+def test_a_worker_with_no_request_after_an_outage_is_reconciled_by_its_listener(make_app, tmp_path, caplog):
+    """Redis restarts from its file with the entry from before a write it never received, and
+    the worker gets no request for longer than the wait: its first poll is from the cache, shows
+    the write, and the gate was opened by a catch-up, not by the timeout."""
+    caplog.set_level(logging.INFO, logger="alignwork")
+    server = RedisServer(tmp_path, persist=True).start()
+    try:
+        writer, worker, patient = _deployment(make_app, server)
+        before = _confirmed(_get(worker.test_client())[1])
+        unreconciled = _unreconciled()
+        server.stop()
+        _book_with_raw_sql(writer, patient)  # its replay stays in the writer, which never reads again
+        time.sleep(1.0)  # the worker's listener probe finds Redis away
+        server.start()
+        time.sleep(6.5)  # longer than the wait, without a request
+        outcome, counts, _ = _get(worker.test_client())
+        assert (outcome, _confirmed(counts)) == ("HIT" if outcome == "HIT" else "MISS", before + 1)
+        assert outcome != "BYPASS"
+        assert _timeouts(caplog) == [] and _unreconciled() == unreconciled
+    finally:
+        server.stop()
+
+
 def test_the_handshake_survives_flushall_every_half_second(make_app, tmp_path, caplog):
     """After an outage, FLUSHALL keeps emptying the requests, the answers and the cache: the
     worker is reconciled all the same (it asks again), never by the timeout."""
