@@ -105,6 +105,12 @@ class StatsBackend(Protocol):
         """Names the server(s) holding the keys, changing when one is replaced (restart,
         failover); None while unreachable."""
 
+    def ask_reconciliation(self) -> None:
+        """While this process waits for a reconciliation after an outage, ask for it (again,
+        should a FLUSHALL have taken the request) and look for the answer; otherwise nothing
+        (a flag is read). The listener calls it every tick in every process, so a worker that
+        gets no request after the cache returns is reconciled all the same."""
+
     def reconcile_requested(self) -> frozenset[str] | None:
         """The reconciliations workers wait for (request ids, ``reconciliation.py``); None where
         none is ever asked (a per-process cache, a cluster) or the cache is away."""

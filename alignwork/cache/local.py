@@ -24,6 +24,9 @@ class _InProcess:
     """What the in-process backends share: keys are held as given, and no reconciliation is ever
     asked for (nothing here outlives its process, or is reached again after an outage)."""
 
+    def ask_reconciliation(self) -> None:
+        pass
+
     def reconcile_requested(self) -> None:
         return None
 

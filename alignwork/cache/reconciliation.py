@@ -22,9 +22,8 @@ Requests are matched by identity, never by a counter or a high-water mark: a FLU
 eviction) that empties either key only makes the worker ask again (each check re-adds an
 unanswered request), and an answer is never taken for a request it was not given for.
 
-Who asks: the worker's own listener thread, whose probe of the cache every tick notices the
-server answering again (``RedisStatsBackend.identity``), so a worker that receives no request
-meanwhile is reconciled too; requests ask as well. A listener reconciles within a tick or two,
+Who asks: the worker's own listener thread, every tick (``StatsBackend.ask_reconciliation``),
+so a worker that receives no request meanwhile is reconciled too; requests ask as well. A listener reconciles within a tick or two,
 so HITs resume within a second. Should none answer within ``WAIT_SECONDS`` of the first request
 (none runs, or none reaches that server), the worker serves again, with a warning and a count
 (``alignwork_cache_unreconciled_total``): the cache is then as fresh as the app's writes make it.

@@ -176,15 +176,12 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
         return self._advance_script(keys=keys, args=arguments)
 
     def identity(self) -> str | None:
-        """The listener's probe, every tick in every worker. A probe that answers after an
-        outage closes the gate (``_outage_ended``); looking at the gate then asks for the
-        reconciliation, so a worker with no request to serve meanwhile is reconciled too."""
         found = self._guard(self._run_ids, ignore_backoff=True)
-        if found is UNUSED:
-            return None
+        return None if found is UNUSED else found
+
+    def ask_reconciliation(self) -> None:
         if self._gate is not None:
             self._gate.is_open()
-        return found
 
     def _run_ids(self) -> str:
         return ",".join(sorted(client.info("server")["run_id"] for client in self._node_clients()))

@@ -119,6 +119,7 @@ class ChangeListener:
         # Every process probes its cache, leading or not: a probe that succeeds ends the
         # process's back-off, and on a cluster it learns a promotion, within a tick.
         identity = stats_backend().identity()
+        stats_backend().ask_reconciliation()  # if this process waits for one after an outage
         if identity != self._identity:
             self._identity = identity
             self.catch_up.forget()
