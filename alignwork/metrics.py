@@ -85,6 +85,24 @@ LISTENER_LEADING = Gauge(
     "alignwork_listener_leading", "Change listeners applying changes (the others wait their turn).",
     multiprocess_mode="livesum",
 )
+# The lease that elects the leader on a shared cache (services/changes/election.py), as the cache
+# last told any listener: every listener asks it once a tick, so a frozen leader shows here as a
+# lease growing old, then as another pid.
+LISTENER_LEADER_PID = Gauge(
+    "alignwork_listener_leader_pid", "The process id of the listener holding the lease (0: none).",
+    multiprocess_mode="livemostrecent",
+)
+LISTENER_LEASE_AGE = Gauge(
+    "alignwork_listener_lease_age_seconds", "Seconds since the leader last renewed its lease.",
+    multiprocess_mode="livemostrecent",
+)
+LISTENER_TAKEOVERS = Counter(
+    "alignwork_listener_takeovers_total", "Times a listener began to lead (took the lease).",
+)
+LISTENER_FENCED = Counter(
+    "alignwork_listener_fenced_writes_total",
+    "Generation writes a listener did not make because it found its lease taken by another.",
+)
 LISTENER_LAST_APPLIED = Gauge(
     "alignwork_listener_last_applied_timestamp_seconds", "When a listener last wrote a change to the cache.",
     multiprocess_mode="max",
@@ -95,6 +113,11 @@ LISTENER_LAG = Histogram(
     "the app's own session had already written are not counted).",
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0),
 )
+
+
+def listener_lease_seen(pid: int | None, age: float | None) -> None:
+    LISTENER_LEADER_PID.set(pid or 0)
+    LISTENER_LEASE_AGE.set(age if age is not None else float("nan"))
 
 
 def record_change_applied(lag_seconds: float, now: float) -> None:
@@ -179,6 +202,10 @@ def cache_summary(cache_size: int | None) -> dict:
     }
 
 
+def _finite(value: float | None) -> float | None:
+    return round(value, 3) if value is not None and value == value else None
+
+
 def listener_summary(samples: dict | None = None) -> dict:
     """The change listeners' state: how many run, are connected and lead; when one last wrote
     a change; how many it wrote and their mean lag."""
@@ -190,6 +217,10 @@ def listener_summary(samples: dict | None = None) -> dict:
         "running": int(samples.get(("alignwork_listener_running", ()), 0)),
         "connected": int(samples.get(("alignwork_listener_connected", ()), 0)),
         "leading": int(samples.get(("alignwork_listener_leading", ()), 0)),
+        "leader_pid": int(samples.get(("alignwork_listener_leader_pid", ()), 0)) or None,
+        "lease_age_seconds": _finite(samples.get(("alignwork_listener_lease_age_seconds", ()))),
+        "takeovers": int(samples.get(("alignwork_listener_takeovers_total", ()), 0)),
+        "fenced_writes": int(samples.get(("alignwork_listener_fenced_writes_total", ()), 0)),
         "changes_applied": applied,
         "avg_lag_ms": round(lag_sum / applied * 1000, 1) if applied else None,
         "last_applied_seconds_ago": round(time.time() - last, 1) if last else None,

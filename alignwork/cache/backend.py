@@ -13,6 +13,8 @@ Flask-Caching's backends
 - ``identity``: what the listener watches to learn that the cache it writes to was replaced
   (a restart, a failover) or came back, and must be reconciled with the database;
 - a ``lock`` per key (one computation per cold key);
+- a ``lease``: a named, expiring compare-and-set, which elects the change listener that works on
+  this cache (``services/changes/election.py``);
 - listing and deleting by pattern with remaining TTLs, for operators (``CacheUnavailable``
   when the cache cannot be read: an empty listing would be a lie).
 
@@ -100,6 +102,13 @@ class StatsBackend(Protocol):
         """Unless the cache holds this epoch's generation at ``version`` or later, store
         ``epoch:version`` and the record (None: delete it), atomically. Returns the generation
         now held, or None if the cache was not used. Attempted even while backing off."""
+
+    def lease(self, key: str, holder: str, seconds: float) -> tuple[str, float] | None:
+        """Take or renew the lease named ``key`` for ``holder`` for ``seconds``, unless another
+        holder's has not expired; ``seconds`` 0 gives it up if ``holder`` has it. Atomic (a
+        compare-and-set in the cache), so a holder replaced while it was away cannot renew.
+        Returns the holder now ('' for none) and the seconds its lease has left, or None if the
+        cache was not used. Attempted even while backing off."""
 
     def identity(self) -> str | None:
         """Names the server(s) holding the keys, changing when one is replaced (restart,

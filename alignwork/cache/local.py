@@ -36,6 +36,10 @@ class _InProcess:
     def stored_key(self, key: str) -> str:
         return key
 
+    def lease(self, key: str, holder: str, seconds: float) -> tuple[str, float]:
+        """Always granted: a per-process cache has no other listener to elect against."""
+        return (holder, seconds) if seconds > 0 else ("", 0.0)
+
 
 class NullCache(_InProcess, _NullCache):
     """Caching off (Flask-Caching's usual switch): nothing is stored, so every poll computes and

@@ -52,6 +52,19 @@ if ARGV[4] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2],
 return generation
 """
 
+# ``StatsBackend.lease`` in one step. KEYS: the lease. ARGV: the holder, milliseconds (0: give it
+# up). Returns the holder now ('' for none) and its milliseconds left.
+LEASE_SCRIPT = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return {held, redis.call('PTTL', KEYS[1])} end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {ARGV[1], tonumber(ARGV[2])}
+end
+if held then redis.call('DEL', KEYS[1]) end
+return {'', 0}
+"""
+
 
 def client_settings(config) -> dict[str, Any]:
     """What every Redis connection of this app gets: fail fast, and one attempt, because the
@@ -174,6 +187,14 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
         if getattr(self, "_advance_script", None) is None:
             self._advance_script = self._write_client.register_script(ADVANCE_SCRIPT)
         return self._advance_script(keys=keys, args=arguments)
+
+    def lease(self, key: str, holder: str, seconds: float) -> tuple[str, float] | None:
+        found = self._guard(self._write_client.eval, LEASE_SCRIPT, 1, self._get_prefix() + key, holder,
+                            max(int(seconds * 1000), 0), ignore_backoff=True, key=key)
+        if found is UNUSED:
+            return None
+        held, left = found
+        return (held.decode() if isinstance(held, bytes) else held), max(int(left), 0) / 1000
 
     def identity(self) -> str | None:
         found = self._guard(self._run_ids, ignore_backoff=True)
