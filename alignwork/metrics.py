@@ -63,6 +63,16 @@ CACHE_ENTRIES = Gauge(
     "alignwork_cache_entries", "Entries in the in-process caches of live workers.",
     multiprocess_mode="livesum",
 )
+CACHE_LOCKS_LOST = Counter(
+    "alignwork_cache_locks_lost_total",
+    "Computation locks gone before their release (FLUSHALL, eviction, a computation outlasting the "
+    "lock): another computation may have run beside one; not an outage.",
+)
+CACHE_UNRECONCILED = Counter(
+    "alignwork_cache_unreconciled_total",
+    "Times a worker served from a Redis server again after an outage without a listener having "
+    "reconciled it (none answered within the wait; cache/reconciliation.py).",
+)
 
 # The change listener's state (services/changes/listener.py), readable from any process.
 LISTENER_RUNNING = Gauge(

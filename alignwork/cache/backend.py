@@ -114,12 +114,19 @@ class StatsBackend(Protocol):
         """Names the server(s) holding the keys, changing when one is replaced (restart,
         failover); None while unreachable."""
 
-    def reconcile_requested(self) -> int | None:
-        """How many reconciliations workers have asked for (``reconciliation.py``); None where
+    def ask_reconciliation(self) -> None:
+        """While this process waits for a reconciliation after an outage, ask for it (again,
+        should a FLUSHALL have taken the request) and look for the answer; otherwise nothing
+        (a flag is read). The listener calls it every tick in every process, so a worker that
+        gets no request after the cache returns is reconciled all the same."""
+
+    def reconcile_requested(self) -> frozenset[str] | None:
+        """The reconciliations workers wait for (request ids, ``reconciliation.py``); None where
         none is ever asked (a per-process cache, a cluster) or the cache is away."""
 
-    def mark_reconciled(self, identity: str, number: int) -> None:
-        """Say the server ``identity`` names was reconciled up to request ``number``."""
+    def mark_reconciled(self, identity: str, requests: frozenset[str]) -> None:
+        """Say the server ``identity`` names was reconciled by a catch-up begun after
+        ``requests`` were read."""
 
     def keys_with_ttl(self, pattern: str) -> list[tuple[str, float | None]]:
         """Live keys matching the glob and seconds left (None: no expiry)."""

@@ -24,10 +24,13 @@ class _InProcess:
     """What the in-process backends share: keys are held as given, and no reconciliation is ever
     asked for (nothing here outlives its process, or is reached again after an outage)."""
 
+    def ask_reconciliation(self) -> None:
+        pass
+
     def reconcile_requested(self) -> None:
         return None
 
-    def mark_reconciled(self, identity: str, number: int) -> None:
+    def mark_reconciled(self, identity: str, requests: frozenset[str]) -> None:
         pass
 
     def stored_key(self, key: str) -> str:

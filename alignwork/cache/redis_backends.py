@@ -14,6 +14,7 @@ checked them).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,12 +25,16 @@ from cachelib.redis_base import BaseRedisCache
 from flask_caching.backends.rediscache import RedisCache as _RedisCache
 from flask_caching.backends.rediscache import RedisSentinelCache as _RedisSentinelCache
 from redis.backoff import NoBackoff
+from redis.exceptions import LockError
 from redis.retry import Retry
 
+from .. import metrics
 from .breaker import UNUSED, CircuitBreaker
 from .fail_open import FailOpenMethods
 from .inspection import RedisInspection
 from .reconciliation import ReconcileGate
+
+log = logging.getLogger(__name__)
 
 # ``StatsBackend.advance`` in one step. KEYS: the generation, the tenant record. ARGV: epoch,
 # version, the generation's TTL, the serialised record ('' deletes it), the record's TTL. The
@@ -150,12 +155,12 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
             return None  # the read reconnected, and found another server
         return None if found is UNUSED else found
 
-    def reconcile_requested(self) -> int | None:
+    def reconcile_requested(self) -> frozenset[str] | None:
         return self._gate.requested() if self._gate is not None else None
 
-    def mark_reconciled(self, identity: str, number: int) -> None:
+    def mark_reconciled(self, identity: str, requests: frozenset[str]) -> None:
         if self._gate is not None:
-            self._gate.mark(identity, number)
+            self._gate.mark(identity, requests)
 
     def store(self, key: str, value: Any, timeout: float) -> bool:
         return self._guard(super().set, key, value, timeout, key=key) is True
@@ -195,6 +200,10 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
         found = self._guard(self._run_ids, ignore_backoff=True)
         return None if found is UNUSED else found
 
+    def ask_reconciliation(self) -> None:
+        if self._gate is not None:
+            self._gate.is_open()
+
     def _run_ids(self) -> str:
         return ",".join(sorted(client.info("server")["run_id"] for client in self._node_clients()))
 
@@ -208,7 +217,19 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
             yield acquired
         finally:
             if acquired:
-                self._guard(lock.release, key=key)
+                self._guard(self._release, lock, key=key)
+
+    @staticmethod
+    def _release(lock: Any) -> None:
+        """Release, or count a lock that vanished while held (FLUSHALL, eviction, a computation
+        longer than its timeout): another computation may have run beside this one, which costs
+        a computation, not correctness (entries are stored under the generation read before
+        computing). redis-py raises ``LockNotOwnedError`` here outside the ``with`` form."""
+        try:
+            lock.release()
+        except LockError as exc:
+            metrics.CACHE_LOCKS_LOST.inc()
+            log.debug("cache lock %s was gone when released (%s)", lock.name, exc)
 
     def _make_lock(self, key: str, timeout: float, wait: float) -> Any:
         return self._write_client.lock(

@@ -44,7 +44,6 @@ class CatchUp:
         self.unconfirmed: set[str] = set()
         self.cursor: record.Cursor | None = None  # None: the next look reads every tenant
         self.catching_up = True
-        self.reconciled_up_to = 0  # the workers' reconciliation requests answered so far
         self._rechecks: dict[str, float] = {}  # tenant -> when to compare it again, in that order
         self._recheck_all_at: float | None = None  # a finished catch-up's second look
 

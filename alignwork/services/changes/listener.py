@@ -127,6 +127,7 @@ class ChangeListener:
         # For a follower the lease call is its only probe: a call that succeeds ends the
         # process's back-off within a tick. A cluster's primaries are probed one by one.
         leading = self.election.lead()
+        backend.ask_reconciliation()  # if this process waits for one after an outage
         if not leading:
             if leading is None or not getattr(backend, "reconciles", True):
                 backend.identity()
@@ -150,8 +151,8 @@ class ChangeListener:
     def _apply(self, connection: Connection, identity: str) -> TickResult:
         catch_up = self.catch_up
         requested = stats_backend().reconcile_requested()
-        if requested is not None and requested > catch_up.reconciled_up_to:
-            catch_up.forget()  # a worker came back from an outage and waits for a catch-up
+        if requested:
+            catch_up.forget()  # workers came back from an outage and wait for a catch-up
         every = catch_up.cursor is None
         found = catch_up.look(connection)
         if found.epoch != self._epoch:
@@ -162,9 +163,8 @@ class ChangeListener:
         moved, rechecked = catch_up.to_compare()
         stale = catch_up.behind_in_cache(found.epoch, moved + rechecked)
         written = catch_up.write(connection, stale, self.election.still_leading) if stale else 0
-        if catch_up.finished() and requested is not None and self.election.still_leading():
+        if catch_up.finished() and requested and self.election.still_leading():
             stats_backend().mark_reconciled(identity, requested)
-            catch_up.reconciled_up_to = requested
         return TickResult(True, len(moved), written, len(rechecked))
 
     # -- running ---------------------------------------------------------------------------------

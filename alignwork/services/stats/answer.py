@@ -140,8 +140,8 @@ def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = No
     values = backend.fetch(*keys)
     if values is not None and generations.has_pending():
         # Replay before serving anything; a cache that still cannot be written may hold entries
-        # from before a committed write, so it is not read until it can.
-        values = backend.fetch(*keys) if generations.replay_pending() else None
+        # from before a committed write of this tenant, so they are not read until it can.
+        values = backend.fetch(*keys) if generations.replay_pending(tenant_id) else None
     used = values is not None
     record, generation, *stored = values if used else [None] * len(keys)
     generation = generations.current(generation)
