@@ -22,13 +22,14 @@ from .commands import CommandLog
 from .databases import Database, postgres_problem, postgres_scratch, server_version, sqlite
 from .plan import Plan, parse_args
 from .report import Report, machine, previous_ratios, regressions
-from .scenarios import (Context, change_latency, fleet, growth, hit_floor, midnight, miss_scale, outage, profile,
-                        stampede)
+from .scenarios import (Context, change_latency, fleet, growth, hit_floor, listener_idle, midnight, miss_scale,
+                        outage, profile, stampede)
 from .stack import STATS_TTL, Stack
 
 RUNNERS = {"hit": hit_floor.run, "miss": miss_scale.run, "stampede": stampede.run,
            "outage": outage.run, "growth": growth.run, "profile": profile.run, "fleet": fleet.run,
-           "latency": change_latency.run, "midnight": midnight.run}
+           "latency": change_latency.run, "midnight": midnight.run,
+           "listener": listener_idle.run}
 DEFAULT_OUTPUT = Path(__file__).with_name("RESULTS.md")
 
 
