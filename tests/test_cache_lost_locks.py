@@ -14,17 +14,13 @@ from prometheus_client import REGISTRY
 
 from alignwork.cache.backend import stats_backend
 from tests.conftest import Builder
-from tests.redis_servers import RedisServer
 
 STATS = "/api/v1/appointments/mega-stats?tenantId=acme"
 
 
 @pytest.fixture
-def server(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+def server(private_redis):
+    return private_redis
 
 
 def _locks_lost() -> float:

@@ -126,16 +126,22 @@ class Deployment:
     patient: int
 
 
-@pytest.fixture
-def deployment(stack) -> Deployment:
-    server, redis_server, schema = stack
+def new_tenant(schema: str, server: Server) -> tuple[str, int, str]:
+    """A tenant and a patient made with psql, as another service would, and the tenant's token."""
     tenant = "t" + uuid.uuid4().hex[:10]
     psql(schema, "INSERT INTO tenants (id, name, timezone, created_at) VALUES (%(t)s, %(t)s, %(z)s, now())",
          t=tenant, z=zone_far_from_midnight())
     psql(schema, "INSERT INTO patients (tenant_id, name, created_at) VALUES (%(t)s, 'Ana', now())", t=tenant)
     with psycopg.connect(PG_URL.replace("+psycopg", ""), options=f"-csearch_path={schema}") as conn:
         patient = conn.execute("SELECT id FROM patients WHERE tenant_id = %s", (tenant,)).fetchone()[0]
-    return Deployment(server, redis_server, schema, tenant, server.sign(tenant), patient)
+    return tenant, patient, server.sign(tenant)
+
+
+@pytest.fixture
+def deployment(stack) -> Deployment:
+    server, redis_server, schema = stack
+    tenant, patient, token = new_tenant(schema, server)
+    return Deployment(server, redis_server, schema, tenant, token, patient)
 
 
 def _schema_url(schema: str) -> str:

@@ -11,31 +11,19 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 
-import psycopg
 import pytest
 
 from alignwork.services.changes.election import LEASE_KEY, holder_pid
-from tests.conftest import PG_URL, postgres_schema, require_postgres, require_redis
+from tests.conftest import postgres_schema, require_postgres, require_redis
 from tests.redis_servers import RedisServer
-from tests.test_freshness import BOUND, INSERT, Polling, _schema_url, counts, psql, soon
-from tests.test_gunicorn import GUNICORN, ROOT, Server, _running, _no_server_outlives_its_test, zone_far_from_midnight  # noqa: F401
+from tests.test_freshness import BOUND, INSERT, Polling, _schema_url, counts, new_tenant, psql, soon
+from tests.test_gunicorn import GUNICORN, ROOT, Server, _running, _no_server_outlives_its_test  # noqa: F401
 
 
 def _leader(redis_server: RedisServer) -> int | None:
     holder = redis_server.client().get("alignwork:" + LEASE_KEY)
     return holder_pid(holder.decode()) if holder else None
-
-
-def _tenant(schema: str, server: Server) -> tuple[str, int, str]:
-    tenant = "t" + uuid.uuid4().hex[:10]
-    psql(schema, "INSERT INTO tenants (id, name, timezone, created_at) VALUES (%(t)s, %(t)s, %(z)s, now())",
-         t=tenant, z=zone_far_from_midnight())
-    psql(schema, "INSERT INTO patients (tenant_id, name, created_at) VALUES (%(t)s, 'Ana', now())", t=tenant)
-    with psycopg.connect(PG_URL.replace("+psycopg", ""), options=f"-csearch_path={schema}") as conn:
-        patient = conn.execute("SELECT id FROM patients WHERE tenant_id = %s", (tenant,)).fetchone()[0]
-    return tenant, patient, server.sign(tenant)
 
 
 def _takeover_seconds(redis_server: RedisServer, frozen: int) -> float:
@@ -48,7 +36,7 @@ def _takeover_seconds(redis_server: RedisServer, frozen: int) -> float:
 def _frozen_leader_is_replaced(server: Server, redis_server: RedisServer, schema: str) -> float:
     """Freeze the leader, write with psql twice while it is frozen, thaw it: every poll after the
     bound shows each write, and every poll after the thaw shows the last one."""
-    tenant, patient, token = _tenant(schema, server)
+    tenant, patient, token = new_tenant(schema, server)
     with Polling(server, token) as polling:
         time.sleep(1.0)
         leader = _leader(redis_server)
@@ -128,7 +116,7 @@ def test_two_deployments_on_one_database_each_get_every_change(deployment):
     first = Server(tmp_path, workers=2, cache_env={**env, "ALIGNWORK_CACHE_REDIS_URL": redis_server.url})
     second = _second_deployment(tmp_path / "other", first, {**env, "ALIGNWORK_CACHE_REDIS_URL": other_redis.url})
     try:
-        tenant, patient, token = _tenant(schema, first)
+        tenant, patient, token = new_tenant(schema, first)
         with Polling(first, token) as on_first, Polling(second, token) as on_second:
             time.sleep(1.0)
             psql(schema, INSERT, t=tenant, p=patient, s=soon())
