@@ -184,7 +184,7 @@ def post_worker_init(worker):
     as workers, so a thread in the workers is the supervised place for it."""
     from alignwork.services.changes import listener
 
-    if hasattr(worker.wsgi, "config"):  # the app (a benchmark may serve something else)
+    if "CHANGE_LISTENER" in getattr(worker.wsgi, "config", {}):  # the app, not a benchmark's bare one
         listener.start(worker.wsgi)
         _end_streams_when_stopping(worker)
 

@@ -33,7 +33,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
         app, database_setting = _configured_app(config_overrides, instance_path)
     app.json.sort_keys = False
 
-    from . import auth, commands, connections, cors, errors, http_metrics, metrics, security
+    from . import auth, commands, connections, cors, errors, fast_path, http_metrics, metrics, security
     from .blueprints import appointments, docs, health, operations, pages, patients, stats, stream, tenant
     from .extensions import api, cache, db, migrate
     from .services.changes import generations, session_hooks
@@ -64,6 +64,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None, instance_path:
     generations.init_app(app)
     session_hooks.init_app(app)
     commands.init_app(app, database_setting)
+    fast_path.init_app(app)  # last: it wraps the app's finished WSGI callable
 
     return app
 

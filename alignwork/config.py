@@ -52,6 +52,9 @@ class Config:
     # In the last this many seconds before a zone's local midnight, polls compute the entries
     # their keys need after it (services/stats/midnight.py); 0 switches that off.
     STATS_PRECOMPUTE_SECONDS = 600
+    # A poll that is a HIT or a 304 is answered before Flask builds a request (fast_path.py);
+    # False sends every poll through the full path, which answers the same bytes.
+    STATS_FAST_PATH = True
 
     # Live dashboards (services/stats/stream_hub.py, blueprints/stream.py). Caps past which a
     # stream is refused (503 for the process, 429 for a tenant; dashboards then poll): the process
@@ -159,6 +162,9 @@ def check_always(config) -> None:
     for old, new in _REPLACED.items():
         if old in config:
             raise ConfigurationError(f"{old} is no longer read; use {new}.")
+    if not isinstance(config.get("STATS_FAST_PATH"), bool):
+        raise ConfigurationError(
+            f"STATS_FAST_PATH must be true or false, not {config.get('STATS_FAST_PATH')!r}.")
     idle = config.get("DATABASE_IDLE_TRANSACTION_SECONDS")
     if isinstance(idle, bool) or not isinstance(idle, int) or idle < 0:
         raise ConfigurationError(

@@ -21,6 +21,7 @@ flask-cors does the header work. It is configured here, and nowhere else, so tha
 from __future__ import annotations
 
 from flask import Flask, request
+from flask_cors.core import get_cors_headers, get_cors_options
 
 from .extensions import cors
 
@@ -53,12 +54,8 @@ def _answer_preflight(app: Flask):
     return answer
 
 
-def init_app(app: Flask) -> None:
-    origins = list(app.config["CORS_ORIGINS"])
-    if not origins:
-        return
-    cors.init_app(
-        app,
+def _settings(origins: list[str]) -> dict:
+    return dict(
         resources=API_PATHS,
         origins=origins,
         send_wildcard=origins == ["*"],
@@ -70,4 +67,40 @@ def init_app(app: Flask) -> None:
         always_send=False,
         allow_private_network=False,
     )
+
+
+class SimpleRequestHeaders:
+    """The CORS headers flask-cors adds to a simple API request (a GET, no private-network
+    question) from each origin, worked out by flask-cors itself from the same settings and
+    remembered per origin: the poll's fast path appends them without a request context."""
+
+    MEMO_SIZE = 256
+
+    def __init__(self, app: Flask, origins: list[str]):
+        self._options = get_cors_options(app, _settings(origins)) if origins else None
+        self._by_origin: dict[str | None, tuple[tuple[str, str], ...]] = {}
+
+    def __call__(self, origin: str | None) -> tuple[tuple[str, str], ...]:
+        found = self._by_origin.get(origin)
+        if found is None:
+            found = ()
+            if self._options is not None and origin is not None:
+                found = tuple((k, str(v)) for k, v in get_cors_headers(self._options, {"Origin": origin}, "GET")
+                              .items(multi=True))
+            if len(self._by_origin) >= self.MEMO_SIZE:
+                self._by_origin.clear()
+            self._by_origin[origin] = found
+        return found
+
+
+def simple_request_headers(app: Flask) -> SimpleRequestHeaders:
+    return app.extensions["alignwork.cors_headers"]
+
+
+def init_app(app: Flask) -> None:
+    origins = list(app.config["CORS_ORIGINS"])
+    app.extensions["alignwork.cors_headers"] = SimpleRequestHeaders(app, origins)
+    if not origins:
+        return
+    cors.init_app(app, **_settings(origins))
     app.before_request(_answer_preflight(app))

@@ -63,6 +63,16 @@ CACHE_ENTRIES = Gauge(
     "alignwork_cache_entries", "Entries in the in-process caches of live workers.",
     multiprocess_mode="livesum",
 )
+CACHE_LOCKS_LOST = Counter(
+    "alignwork_cache_locks_lost_total",
+    "Computation locks gone before their release (FLUSHALL, eviction, a computation outlasting the "
+    "lock): another computation may have run beside one; not an outage.",
+)
+CACHE_UNRECONCILED = Counter(
+    "alignwork_cache_unreconciled_total",
+    "Times a worker served from a Redis server again after an outage without a listener having "
+    "reconciled it (none answered within the wait; cache/reconciliation.py).",
+)
 
 # The change listener's state (services/changes/listener.py), readable from any process.
 LISTENER_RUNNING = Gauge(
@@ -74,6 +84,24 @@ LISTENER_CONNECTED = Gauge(
 LISTENER_LEADING = Gauge(
     "alignwork_listener_leading", "Change listeners applying changes (the others wait their turn).",
     multiprocess_mode="livesum",
+)
+# The lease that elects the leader on a shared cache (services/changes/election.py), as the cache
+# last told any listener: every listener asks it once a tick, so a frozen leader shows here as a
+# lease growing old, then as another pid.
+LISTENER_LEADER_PID = Gauge(
+    "alignwork_listener_leader_pid", "The process id of the listener holding the lease (0: none).",
+    multiprocess_mode="livemostrecent",
+)
+LISTENER_LEASE_AGE = Gauge(
+    "alignwork_listener_lease_age_seconds", "Seconds since the leader last renewed its lease.",
+    multiprocess_mode="livemostrecent",
+)
+LISTENER_TAKEOVERS = Counter(
+    "alignwork_listener_takeovers_total", "Times a listener began to lead (took the lease).",
+)
+LISTENER_FENCED = Counter(
+    "alignwork_listener_fenced_writes_total",
+    "Generation writes a listener did not make because it found its lease taken by another.",
 )
 LISTENER_LAST_APPLIED = Gauge(
     "alignwork_listener_last_applied_timestamp_seconds", "When a listener last wrote a change to the cache.",
@@ -108,6 +136,11 @@ def record_stream_event(lag_seconds: float | None) -> None:
     STREAM_EVENTS.inc()
     if lag_seconds is not None:
         STREAM_LAG.observe(max(lag_seconds, 0.0))
+
+
+def listener_lease_seen(pid: int | None, age: float | None) -> None:
+    LISTENER_LEADER_PID.set(pid or 0)
+    LISTENER_LEASE_AGE.set(age if age is not None else float("nan"))
 
 
 def record_change_applied(lag_seconds: float, now: float) -> None:
@@ -206,6 +239,10 @@ def stream_summary(samples: dict) -> dict:
     }
 
 
+def _finite(value: float | None) -> float | None:
+    return round(value, 3) if value is not None and value == value else None
+
+
 def listener_summary(samples: dict | None = None) -> dict:
     """The change listeners' state: how many run, are connected and lead; when one last wrote
     a change; how many it wrote and their mean lag."""
@@ -217,6 +254,10 @@ def listener_summary(samples: dict | None = None) -> dict:
         "running": int(samples.get(("alignwork_listener_running", ()), 0)),
         "connected": int(samples.get(("alignwork_listener_connected", ()), 0)),
         "leading": int(samples.get(("alignwork_listener_leading", ()), 0)),
+        "leader_pid": int(samples.get(("alignwork_listener_leader_pid", ()), 0)) or None,
+        "lease_age_seconds": _finite(samples.get(("alignwork_listener_lease_age_seconds", ()))),
+        "takeovers": int(samples.get(("alignwork_listener_takeovers_total", ()), 0)),
+        "fenced_writes": int(samples.get(("alignwork_listener_fenced_writes_total", ()), 0)),
         "changes_applied": applied,
         "avg_lag_ms": round(lag_sum / applied * 1000, 1) if applied else None,
         "last_applied_seconds_ago": round(time.time() - last, 1) if last else None,

@@ -23,8 +23,13 @@ PAGE_POLICY = "; ".join([
 DOCS_POLICY = PAGE_POLICY.replace("img-src 'self'", "img-src 'self' data:")
 
 
+#: What every response carries (``_harden``; the poll's fast path appends the same).
+HARDENING = (("X-Content-Type-Options", "nosniff"),)
+
+
 def _harden(response: Response) -> Response:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    for name, value in HARDENING:
+        response.headers.setdefault(name, value)
     return response
 
 

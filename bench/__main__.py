@@ -21,14 +21,15 @@ from . import wrk
 from .commands import CommandLog
 from .databases import Database, postgres_problem, postgres_scratch, server_version, sqlite
 from .plan import Plan, parse_args
-from .report import Report, machine
-from .scenarios import (Context, change_latency, fleet, growth, hit_floor, midnight, miss_scale, outage, profile,
-                        stampede)
+from .report import Report, machine, previous_ratios, regressions
+from .scenarios import (Context, change_latency, fleet, growth, hit_floor, listener_idle, midnight, miss_scale,
+                        outage, profile, stampede)
 from .stack import STATS_TTL, Stack
 
 RUNNERS = {"hit": hit_floor.run, "miss": miss_scale.run, "stampede": stampede.run,
            "outage": outage.run, "growth": growth.run, "profile": profile.run, "fleet": fleet.run,
-           "latency": change_latency.run, "midnight": midnight.run}
+           "latency": change_latency.run, "midnight": midnight.run,
+           "listener": listener_idle.run}
 DEFAULT_OUTPUT = Path(__file__).with_name("RESULTS.md")
 
 
@@ -72,13 +73,24 @@ def main(argv: list[str] | None = None) -> int:
         _note_metrics(ctx)
         _compare_cluster(ctx)
     seconds = time.monotonic() - started
-    text = report.markdown(machine(extra), log.lines(), invocation, seconds)
     output = Path(plan.output) if plan.output else DEFAULT_OUTPUT
+    for warning in regressions(previous_ratios(_read(output)), report.rows):
+        print(f"bench: warning: {warning}", file=sys.stderr)
+        report.notes.append(f"Warning: {warning}.")
+    text = report.markdown(machine(extra), log.lines(), invocation, seconds)
     output.write_text(text, encoding="utf-8")
     print(report.table())
     print(f"\n{len(report.missed())} targets missed; {len(report.rows)} rows in {seconds:.0f} s; "
           f"written to {output}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _read(path: Path) -> str:
+    """An earlier results file, to compare with; none is no comparison."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
 
 
 def _usable(plan: Plan, report: Report) -> Plan:

@@ -11,7 +11,8 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-SCENARIOS = ("hit", "miss", "stampede", "outage", "growth", "profile", "fleet", "latency", "midnight")
+SCENARIOS = ("hit", "miss", "stampede", "outage", "growth", "profile", "fleet", "latency", "midnight",
+             "listener")
 DATABASES = ("sqlite", "postgresql")
 CACHES = ("simple", "redis", "cluster")  # cluster: RedisClusterCache on three private primaries
 WORKER_CLASSES = ("sync", "gthread")
@@ -50,6 +51,8 @@ class Plan:
     ratio_tenants: tuple[int, int] = (10, 1000)  # the same poll load spread over few and many
     ratio_rate: float = 20.0  # polls per second
     ratio_seconds: int = 15  # per measurement; ``repeats`` alternated pairs
+    listener_sizes: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)  # tenants, scenario 10
+    listener_seconds: float = 90.0  # of idle ticking per size: the listener's periodic work included
     redis_url: str = "redis://127.0.0.1:6379/0"
     postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     output: str = ""
@@ -65,7 +68,8 @@ QUICK = dict(
     clinic_appointments=500, miss_sizes=(100, 1000), miss_repeats=3, miss_seconds=1.0,
     stampede_requests=20, stampede_rounds=1, outage_seconds=1, growth_tenants=10, growth_zones=3,
     fleet_tenants=10, fleet_interval=1.0, fleet_jitter=0.2, fleet_read_seconds=2, fleet_write_seconds=3,
-    fleet_write_every=6, ratio_tenants=(3, 30), ratio_seconds=1,
+    fleet_write_every=6, ratio_tenants=(3, 30), ratio_seconds=1, listener_sizes=(100, 1000),
+    listener_seconds=1.5,
     worker_classes=("sync",),
 )
 

@@ -142,3 +142,34 @@ def _memory() -> str:
     except OSError:
         pass
     return "unknown"
+
+
+def previous_ratios(text: str) -> dict[tuple[str, str, str], tuple[float, str]]:
+    """The judged ratios of an earlier RESULTS.md: (scenario, configuration, measure) to the
+    value and its target's direction (``≥`` higher is better, ``≤`` lower is better)."""
+    found = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != len(HEADERS) or cells[4] != "ratio" or cells[5][:1] not in ("≥", "≤"):
+            continue
+        try:
+            found[(cells[0], cells[1], cells[2])] = (float(cells[3].replace(",", "")), cells[5][:1])
+        except ValueError:
+            continue
+    return found
+
+
+def regressions(previous: dict[tuple[str, str, str], tuple[float, str]], rows: list[Row],
+                tolerance: float = 0.10) -> list[str]:
+    """Judged ratios more than ``tolerance`` worse than in the earlier results."""
+    worse = []
+    for row in rows:
+        before = previous.get((row.scenario, row.configuration, row.measure))
+        if row.unit != "ratio" or before is None or not before[0]:
+            continue
+        value, direction = before
+        change = (value - row.value) / value if direction == "≥" else (row.value - value) / value
+        if change > tolerance:
+            worse.append(f"{row.scenario} — {row.configuration}: {row.measure} is {format_number(row.value)}, "
+                         f"{change:.0%} worse than the {format_number(value)} in the previous results")
+    return worse

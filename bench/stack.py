@@ -197,8 +197,9 @@ class Stack:
         self._apps.clear()
 
     @contextlib.contextmanager
-    def server(self, database: Database, settings: ServerSettings) -> Iterator[Server]:
-        """gunicorn serving the app on a free loopback port until the block ends."""
+    def server(self, database: Database, settings: ServerSettings, wsgi: str = "bench.wsgi:app") -> Iterator[Server]:
+        """gunicorn serving the app (or another ``wsgi`` callable, e.g. ``bench.bare:app``) on a
+        free loopback port until the block ends."""
         port = free_port()
         env = {
             **self.app_env(database, settings.cache, settings.redis_url),
@@ -209,7 +210,7 @@ class Stack:
             "PROMETHEUS_MULTIPROC_DIR": str(self.run_dir / f"metrics-{port}"),
         }
         args = [BIN / "gunicorn", "-c", "gunicorn.conf.py", "-w", str(settings.workers),
-                "-b", f"127.0.0.1:{port}", "bench.wsgi:app"]
+                "-b", f"127.0.0.1:{port}", wsgi]
         self.log.hide(f"127.0.0.1:{port}", "127.0.0.1:$PORT")
         self.log.hide(f"metrics-{port}", "metrics-$PORT")
         self.log.record(args, env)

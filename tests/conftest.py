@@ -232,6 +232,17 @@ def _delete_prefix(prefix: str) -> None:
         client.delete(*keys)
 
 
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of the test's own, to stop, restart or flush without touching others."""
+    from tests.redis_servers import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request) -> str:
     return request.param

@@ -171,6 +171,8 @@ def test_stats_prints_the_metrics(warmed):
     assert set(metrics) == {"hits", "misses", "bypasses", "stale", "total_requests", "hit_rate",
                             "computations", "precomputed", "precomputed_hits", "db_statements",
                             "avg_hit_time_ms", "avg_miss_time_ms", "cache_size", "listener_running", "listener_connected", "listener_leading",
+                            "listener_leader_pid", "listener_lease_age_seconds", "listener_takeovers",
+                            "listener_fenced_writes",
                             "listener_changes_applied", "listener_avg_lag_ms",
                             "listener_last_applied_seconds_ago"}
     assert int(metrics["misses"]) >= 3 and int(metrics["computations"]) >= 3

@@ -126,10 +126,11 @@ def test_one_primary_killed_takes_only_its_slots_to_bypass(deployment, cluster):
     assert {p[2] for p in traffic.polls} == {200}, [p for p in traffic.polls if p[2] != 200][:5]
     assert traffic.failed_writes == 0
     assert traffic.stale() == [], traffic.stale()[:5]
-    # The target is 1 %; measured 2.1-2.6 % on a loaded 2-core machine (see docs/architecture.md).
-    # The guard here is the regression: a breaker per process sends every tenant to BYPASS for
-    # whole back-off periods.
-    assert others and bypassed / len(others) <= 0.05, (bypassed, len(others))
+    # Measured 0 of about 2,800 in each of four runs on a loaded 2-core machine (docs/architecture.md);
+    # the guard is the 1 %. What it catches: a breaker per process (every tenant to BYPASS for
+    # whole back-off periods), or a worker refusing to serve every tenant while one tenant's
+    # invalidation waits for the dead primary.
+    assert others and bypassed / len(others) <= 0.01, (bypassed, len(others))
     resumed = min((p[0] for p in traffic.polls if p[0] >= promoted and p[1] not in elsewhere and p[3] == "HIT"),
                   default=None)
     assert resumed is not None and resumed - promoted < 2.5, "the victim's tenants did not hit again"

@@ -62,11 +62,8 @@ def until_cached(client, seconds: float = 3.0):
 
 
 @pytest.fixture
-def server(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+def server(private_redis):
+    return private_redis
 
 
 def _app(make_app, server, debug=False):

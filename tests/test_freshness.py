@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
+from alignwork.services.changes.election import LEASE_KEY, holder_pid
 from tests.background import Running
 from tests.conftest import PG_URL, postgres_schema, require_postgres, require_redis
 from tests.redis_servers import RedisServer
@@ -125,16 +126,22 @@ class Deployment:
     patient: int
 
 
-@pytest.fixture
-def deployment(stack) -> Deployment:
-    server, redis_server, schema = stack
+def new_tenant(schema: str, server: Server) -> tuple[str, int, str]:
+    """A tenant and a patient made with psql, as another service would, and the tenant's token."""
     tenant = "t" + uuid.uuid4().hex[:10]
     psql(schema, "INSERT INTO tenants (id, name, timezone, created_at) VALUES (%(t)s, %(t)s, %(z)s, now())",
          t=tenant, z=zone_far_from_midnight())
     psql(schema, "INSERT INTO patients (tenant_id, name, created_at) VALUES (%(t)s, 'Ana', now())", t=tenant)
     with psycopg.connect(PG_URL.replace("+psycopg", ""), options=f"-csearch_path={schema}") as conn:
         patient = conn.execute("SELECT id FROM patients WHERE tenant_id = %s", (tenant,)).fetchone()[0]
-    return Deployment(server, redis_server, schema, tenant, server.sign(tenant), patient)
+    return tenant, patient, server.sign(tenant)
+
+
+@pytest.fixture
+def deployment(stack) -> Deployment:
+    server, redis_server, schema = stack
+    tenant, patient, token = new_tenant(schema, server)
+    return Deployment(server, redis_server, schema, tenant, token, patient)
 
 
 def _schema_url(schema: str) -> str:
@@ -264,26 +271,22 @@ def test_a_commit_whose_acknowledgement_is_lost(deployment):
         proxy.stop()
 
 
-def _listener_pid(schema: str) -> int | None:
-    """The worker whose listener leads: its connection holds the schema's advisory lock."""
-    with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'alignwork-listener-%%' "
-            "AND l.objid = hashtext('alignwork change listener ' || %s)::oid", (schema,)).fetchone()
-    return int(row[0].rsplit("-", 1)[1]) if row else None
+def _listener_pid(redis_server: RedisServer) -> int | None:
+    """The process whose listener leads: it holds the lease in the deployment's Redis."""
+    holder = redis_server.client().get("alignwork:" + LEASE_KEY)
+    return holder_pid(holder.decode()) if holder else None
 
 
 def test_the_listener_killed_during_writes_comes_back_by_itself(deployment):
     d = deployment
     with Polling(d.server, d.token) as polling:
         time.sleep(0.5)
-        leader = _listener_pid(d.schema)
+        leader = _listener_pid(d.redis)
         assert leader is not None
         os.kill(leader, signal.SIGKILL)
         psql(d.schema, INSERT, t=d.tenant, p=d.patient, s=soon())
         polling.until_shown(time.monotonic(), counts(1))
-    successor = _listener_pid(d.schema)
+    successor = _listener_pid(d.redis)
     assert successor is not None and successor != leader
 
 

@@ -49,9 +49,12 @@ def copy_project(tmp_path: Path) -> Path:
 
 
 def developer_env() -> dict[str, str]:
-    """As a developer's shell has it: no private instance folder from this test session."""
+    """As a developer's shell has it: no private instance folder from this test session, and
+    no make of its own around it (``make test`` passes MAKELEVEL and MAKEFLAGS down, and a make
+    inside another prints "Entering directory" lines a developer's never does)."""
     env = {name: value for name, value in os.environ.items()
-           if name != INSTANCE_PATH_VARIABLE and not name.startswith("PYTEST_")}
+           if name != INSTANCE_PATH_VARIABLE and not name.startswith("PYTEST_")
+           and name not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
     env["FLASK_APP"] = "alignwork"
     return env
 

@@ -52,6 +52,13 @@ class _Parser(FlaskParser):
             self._parsed_queries[key] = found
         return dict(found)
 
+    def remembered(self, schema: Schema, query_string: bytes) -> dict | None:
+        """The arguments of a query string this parser has already accepted for ``schema``, or
+        None (never parsed, or refused): the poll's fast path serves only such queries, so it
+        refuses exactly what the schema refuses."""
+        found = self._parsed_queries.get((schema, query_string))
+        return None if found is None else dict(found)
+
     def load_querystring(self, req, schema):
         query = super().load_querystring(req, schema)
         known = {field.data_key or name for name, field in schema.load_fields.items()}

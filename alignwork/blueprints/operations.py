@@ -38,6 +38,12 @@ class CacheMetricsSchema(Schema):
     listener_running = fields.Integer()
     listener_connected = fields.Integer()
     listener_leading = fields.Integer(metadata={"description": "listeners applying changes (one, when elected)"})
+    listener_leader_pid = fields.Integer(allow_none=True, metadata={"description": "the lease holder's process"})
+    listener_lease_age_seconds = fields.Float(
+        allow_none=True, metadata={"description": "since the leader last renewed its lease (replaced past 1 s)"})
+    listener_takeovers = fields.Integer(metadata={"description": "times a listener took the lease"})
+    listener_fenced_writes = fields.Integer(
+        metadata={"description": "writes a listener left undone on finding its lease taken"})
     listener_changes_applied = fields.Integer(
         metadata={"description": "changes the listener wrote, that the app's own commits had not"})
     listener_avg_lag_ms = fields.Float(

@@ -21,12 +21,18 @@ from ..schemas import MegaStatsSchema, StatsQuerySchema
 from ..services.exceptions import NotFound
 from ..services.stats import answer as stats_answer
 from ..services.tenants import TenantInfo
+from ..stats_headers import JSON, answer_headers
 from ..tenancy import admit_tenant, check_named, current_admission
 from . import ApiBlueprint
 
 # One instance for the view's declaration and the admission: the parser remembers valid query
 # strings per schema instance, so the second parse of a poll is a dictionary look-up.
 _QUERY = StatsQuerySchema()
+
+
+def remembered_query(query_string: bytes) -> dict | None:
+    """The arguments of a poll's query string already accepted by ``StatsQuerySchema``."""
+    return ApiBlueprint.ARGUMENTS_PARSER.remembered(_QUERY, query_string)
 
 
 def _read_poll(claims: Claims) -> tuple[TenantInfo | None, stats_answer.Snapshot | None]:
@@ -75,20 +81,13 @@ class MegaStats(MethodView):
         next month, in ``tz`` (default: the tenant's time zone)."""
         snapshot = current_admission().read  # read with the tenant record, when admitted
         answer = stats_answer.answer(snapshot, request.if_none_match)
-        headers = {
-            "X-Cache": answer.outcome.value,
-            # The browser keeps the body but asks every time; a 304 costs no computation.
-            "Cache-Control": "private, no-cache",
-            "ETag": f'W/"{answer.entry.etag}"',
-            "X-Stats-Zone": snapshot.zone.key,
-            "X-Stats-Local-Date": snapshot.day.isoformat(),
-        }
-        if answer.outcome is stats_answer.Outcome.STALE:
-            headers["Age"] = str(answer.age)
+        age = answer.age if answer.outcome is stats_answer.Outcome.STALE else None
+        headers = answer_headers(answer.outcome.value, answer.entry.etag, snapshot.zone.key, snapshot.day, age)
         if answer.not_modified:
             return current_app.response_class(status=304, headers=headers)
         # The body was encoded once, when computed: sent as stored.
-        return current_app.response_class(answer.entry.body, mimetype="application/json", headers=headers)
+        return current_app.response_class(answer.entry.body, mimetype=JSON, headers=headers)
 
 
 _POLL_ENDPOINT = f"{blp.name}.{MegaStats.__name__}"
+POLL_PATH = blp.url_prefix + "/mega-stats"

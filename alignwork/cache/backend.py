@@ -14,6 +14,8 @@ Flask-Caching's backends
   (a restart, a failover) or came back, and must be reconciled with the database;
 - a ``lock`` per key (one computation per cold key);
 - ``take``: read and delete at once (single-use stream tickets);
+- a ``lease``: a named, expiring compare-and-set, which elects the change listener that works on
+  this cache (``services/changes/election.py``);
 - listing and deleting by pattern with remaining TTLs, for operators (``CacheUnavailable``
   when the cache cannot be read: an empty listing would be a lie).
 
@@ -107,16 +109,30 @@ class StatsBackend(Protocol):
         ``epoch:version`` and the record (None: delete it), atomically. Returns the generation
         now held, or None if the cache was not used. Attempted even while backing off."""
 
+    def lease(self, key: str, holder: str, seconds: float) -> tuple[str, float] | None:
+        """Take or renew the lease named ``key`` for ``holder`` for ``seconds``, unless another
+        holder's has not expired; ``seconds`` 0 gives it up if ``holder`` has it. Atomic (a
+        compare-and-set in the cache), so a holder replaced while it was away cannot renew.
+        Returns the holder now ('' for none) and the seconds its lease has left, or None if the
+        cache was not used. Attempted even while backing off."""
+
     def identity(self) -> str | None:
         """Names the server(s) holding the keys, changing when one is replaced (restart,
         failover); None while unreachable."""
 
-    def reconcile_requested(self) -> int | None:
-        """How many reconciliations workers have asked for (``reconciliation.py``); None where
+    def ask_reconciliation(self) -> None:
+        """While this process waits for a reconciliation after an outage, ask for it (again,
+        should a FLUSHALL have taken the request) and look for the answer; otherwise nothing
+        (a flag is read). The listener calls it every tick in every process, so a worker that
+        gets no request after the cache returns is reconciled all the same."""
+
+    def reconcile_requested(self) -> frozenset[str] | None:
+        """The reconciliations workers wait for (request ids, ``reconciliation.py``); None where
         none is ever asked (a per-process cache, a cluster) or the cache is away."""
 
-    def mark_reconciled(self, identity: str, number: int) -> None:
-        """Say the server ``identity`` names was reconciled up to request ``number``."""
+    def mark_reconciled(self, identity: str, requests: frozenset[str]) -> None:
+        """Say the server ``identity`` names was reconciled by a catch-up begun after
+        ``requests`` were read."""
 
     def keys_with_ttl(self, pattern: str) -> list[tuple[str, float | None]]:
         """Live keys matching the glob and seconds left (None: no expiry)."""

@@ -1,7 +1,10 @@
 """The circuit breaker of the Redis backends: a Redis call either answers or is reported unused.
 
-Any Redis error, or a call made while backing off after one, is reported as "not used"
-(``UNUSED``) instead of raising, so a request answers BYPASS from the database. Flask-Caching's
+Any Redis error, or a call made while backing off after an outage, is reported as "not used"
+(``UNUSED``) instead of raising, so a request answers BYPASS from the database. Only an outage
+(``OUTAGE_ERRORS``: a failed connection, a timeout, a cluster that cannot serve the slot, a
+server that has just been demoted) opens the breaker; any other error (a refused command, a
+lock that vanished) costs the one call that met it, never the calls after it. Flask-Caching's
 own decorators do catch backend errors, but re-raise them when the app is in debug mode and log
 a traceback per request otherwise; catching them here gives one code path, one warning per
 outage and no timeout paid per request while Redis is away. Deletes an outage swallows are
@@ -16,14 +19,17 @@ import time
 from typing import Any
 
 import redis
-from redis.exceptions import RedisClusterException
+from redis.exceptions import ClusterError, ReadOnlyError, RedisClusterException
 
 log = logging.getLogger(__name__)
 
 UNUSED = object()  # what a guarded Redis call returns when Redis was not used
-# What a Redis call can raise when the cache is away; a cluster client that cannot reach any
-# node to learn the slot map raises RedisClusterException, which is not a RedisError.
+# What a Redis call can raise; a cluster client that cannot reach any node to learn the slot map
+# raises RedisClusterException, which is not a RedisError.
 REDIS_ERRORS = (redis.RedisError, RedisClusterException)
+# The ones that say the server is away: the breaker opens on these alone. (ReadOnlyError: a
+# master demoted under a client that still writes to it; ClusterError: a slot no node serves.)
+OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, ReadOnlyError, ClusterError, RedisClusterException)
 
 
 class CircuitBreaker:
@@ -37,6 +43,7 @@ class CircuitBreaker:
         self._lost_deletes = 0  # deletes an outage swallowed, reported when it ends
         self._down_until: dict[str | None, float] = {}
         self._state_lock = threading.Lock()
+        self._refusals_told: set[str] = set()  # kinds of non-outage error already logged
 
     def _shard(self, keys: tuple[str, ...]) -> str | None:
         """Which server's breaker guards these keys (None: the one breaker of a single server,
@@ -54,12 +61,24 @@ class CircuitBreaker:
             return UNUSED
         try:
             result = operation(*args)
-        except REDIS_ERRORS as exc:
+        except OUTAGE_ERRORS as exc:
             self._trip(shard, exc)
+            return UNUSED
+        except REDIS_ERRORS as exc:
+            self._refused(exc)
             return UNUSED
         if self._down_until:
             self._recover(shard)
         return result
+
+    def _refused(self, exc: Exception) -> None:
+        """A server that answered with an error is not away: the call fails open and the next
+        one tries again. Each kind is logged once as a warning (a server out of memory refuses
+        every write), then at debug."""
+        kind = type(exc).__name__
+        told = kind in self._refusals_told
+        self._refusals_told.add(kind)
+        (log.debug if told else log.warning)("Redis cache refused a call (%s: %s); answered without it.", kind, exc)
 
     def _trip(self, shard: str | None, exc: Exception) -> None:
         """One warning per outage: the first shard to fail says so; more shards failing while

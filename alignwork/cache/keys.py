@@ -10,8 +10,9 @@ operators can list and delete them per tenant by pattern::
     stats:{<tenant>}:<zone>:<local date>    ->  a stats entry
     lock:stats:{<tenant>}:<zone>:<date>     ->  held while one request computes that entry
     ticket:<secret>                         ->  a stream ticket: tenant, token's iat and exp (single use)
-    listener:reconcile-requested            ->  workers back from an outage ask for a catch-up
-    listener:reconciled                     ->  the listener's answer: <server run_id>:<request>
+    listener:reconcile-asks                 ->  workers back from an outage ask for a catch-up (a set
+                                                of request ids)
+    listener:reconciled-asks                ->  the listener's answers: request id -> server run_id
 
 Flask-Caching puts ``CACHE_KEY_PREFIX`` in front of each.
 """
@@ -25,8 +26,8 @@ from datetime import date
 _STATS = re.compile(r"^stats:\{([^{}]+)\}:([^:]+):(\d{4}-\d{2}-\d{2})$")
 
 
-RECONCILE_REQUESTED = "listener:reconcile-requested"
-RECONCILED = "listener:reconciled"
+RECONCILE_ASKS = "listener:reconcile-asks"
+RECONCILED_ASKS = "listener:reconciled-asks"
 
 
 def tenant_record_key(tenant_id: str) -> str:

@@ -24,14 +24,21 @@ class _InProcess:
     """What the in-process backends share: keys are held as given, and no reconciliation is ever
     asked for (nothing here outlives its process, or is reached again after an outage)."""
 
+    def ask_reconciliation(self) -> None:
+        pass
+
     def reconcile_requested(self) -> None:
         return None
 
-    def mark_reconciled(self, identity: str, number: int) -> None:
+    def mark_reconciled(self, identity: str, requests: frozenset[str]) -> None:
         pass
 
     def stored_key(self, key: str) -> str:
         return key
+
+    def lease(self, key: str, holder: str, seconds: float) -> tuple[str, float]:
+        """Always granted: a per-process cache has no other listener to elect against."""
+        return (holder, seconds) if seconds > 0 else ("", 0.0)
 
 
 class NullCache(_InProcess, _NullCache):

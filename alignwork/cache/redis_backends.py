@@ -14,6 +14,7 @@ checked them).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,13 +25,17 @@ from cachelib.redis_base import BaseRedisCache
 from flask_caching.backends.rediscache import RedisCache as _RedisCache
 from flask_caching.backends.rediscache import RedisSentinelCache as _RedisSentinelCache
 from redis.backoff import NoBackoff
+from redis.exceptions import LockError
 from redis.retry import Retry
 
+from .. import metrics
 from .backend import CacheUnavailable
 from .breaker import UNUSED, CircuitBreaker
 from .fail_open import FailOpenMethods
 from .inspection import RedisInspection
 from .reconciliation import ReconcileGate
+
+log = logging.getLogger(__name__)
 
 # ``StatsBackend.advance`` in one step. KEYS: the generation, the tenant record. ARGV: epoch,
 # version, the generation's TTL, the serialised record ('' deletes it), the record's TTL. The
@@ -46,6 +51,19 @@ local generation = ARGV[1] .. ':' .. ARGV[2]
 redis.call('SET', KEYS[1], generation, 'EX', ARGV[3])
 if ARGV[4] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5]) end
 return generation
+"""
+
+# ``StatsBackend.lease`` in one step. KEYS: the lease. ARGV: the holder, milliseconds (0: give it
+# up). Returns the holder now ('' for none) and its milliseconds left.
+LEASE_SCRIPT = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return {held, redis.call('PTTL', KEYS[1])} end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {ARGV[1], tonumber(ARGV[2])}
+end
+if held then redis.call('DEL', KEYS[1]) end
+return {'', 0}
 """
 
 
@@ -138,12 +156,12 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
             return None  # the read reconnected, and found another server
         return None if found is UNUSED else found
 
-    def reconcile_requested(self) -> int | None:
+    def reconcile_requested(self) -> frozenset[str] | None:
         return self._gate.requested() if self._gate is not None else None
 
-    def mark_reconciled(self, identity: str, number: int) -> None:
+    def mark_reconciled(self, identity: str, requests: frozenset[str]) -> None:
         if self._gate is not None:
-            self._gate.mark(identity, number)
+            self._gate.mark(identity, requests)
 
     def store(self, key: str, value: Any, timeout: float) -> bool:
         return self._guard(super().set, key, value, timeout, key=key) is True
@@ -180,9 +198,21 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
             self._advance_script = self._write_client.register_script(ADVANCE_SCRIPT)
         return self._advance_script(keys=keys, args=arguments)
 
+    def lease(self, key: str, holder: str, seconds: float) -> tuple[str, float] | None:
+        found = self._guard(self._write_client.eval, LEASE_SCRIPT, 1, self._get_prefix() + key, holder,
+                            max(int(seconds * 1000), 0), ignore_backoff=True, key=key)
+        if found is UNUSED:
+            return None
+        held, left = found
+        return (held.decode() if isinstance(held, bytes) else held), max(int(left), 0) / 1000
+
     def identity(self) -> str | None:
         found = self._guard(self._run_ids, ignore_backoff=True)
         return None if found is UNUSED else found
+
+    def ask_reconciliation(self) -> None:
+        if self._gate is not None:
+            self._gate.is_open()
 
     def _run_ids(self) -> str:
         return ",".join(sorted(client.info("server")["run_id"] for client in self._node_clients()))
@@ -197,7 +227,19 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
             yield acquired
         finally:
             if acquired:
-                self._guard(lock.release, key=key)
+                self._guard(self._release, lock, key=key)
+
+    @staticmethod
+    def _release(lock: Any) -> None:
+        """Release, or count a lock that vanished while held (FLUSHALL, eviction, a computation
+        longer than its timeout): another computation may have run beside this one, which costs
+        a computation, not correctness (entries are stored under the generation read before
+        computing). redis-py raises ``LockNotOwnedError`` here outside the ``with`` form."""
+        try:
+            lock.release()
+        except LockError as exc:
+            metrics.CACHE_LOCKS_LOST.inc()
+            log.debug("cache lock %s was gone when released (%s)", lock.name, exc)
 
     def _make_lock(self, key: str, timeout: float, wait: float) -> Any:
         return self._write_client.lock(

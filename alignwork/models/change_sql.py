@@ -25,6 +25,10 @@ transaction of several statements can still cross another, as with the rollup; P
 aborts one of them whole. ``TRUNCATE`` locks every tenant's row.)
 ``changed_at`` is the change's statement time, from which the listener measures its lag.
 
+On PostgreSQL every write of a row also stamps it with its transaction (``txid``, a BEFORE row
+trigger, so rows written by plain SQL are stamped too): the listener reads the rows whose
+writers its previous snapshot could not see (``services/changes/record.py``).
+
 ``change_epoch`` holds one random token, made with the schema: a restored database keeps its
 versions but ``flask stats new-epoch`` (run after a restore) changes every generation at once.
 """
@@ -112,6 +116,30 @@ def drop_triggers(dialect: str) -> list[str]:
     if dialect == "postgresql":
         return _pg_drop_triggers() + [f"DROP FUNCTION IF EXISTS {name}()" for name in PG_FUNCTIONS]
     return [f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGER_NAMES]
+
+
+STAMP_FUNCTION = "tenant_changes_stamp"
+
+
+def create_stamp(dialect: str) -> list[str]:
+    """The trigger stamping each written row with its top-level transaction id (PostgreSQL;
+    nothing on SQLite, where the version is the cursor); safe to run again."""
+    if dialect != "postgresql":
+        return []
+    return [
+        f"ALTER TABLE {TABLE} ALTER COLUMN txid SET DEFAULT pg_current_xact_id()::text::bigint",
+        f"CREATE OR REPLACE FUNCTION {STAMP_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN NEW.txid := pg_current_xact_id()::text::bigint; RETURN NEW; END $$",
+        f"DROP TRIGGER IF EXISTS {STAMP_FUNCTION} ON {TABLE}",
+        f"CREATE TRIGGER {STAMP_FUNCTION} BEFORE INSERT OR UPDATE ON {TABLE} "
+        f"FOR EACH ROW EXECUTE FUNCTION {STAMP_FUNCTION}()",
+    ]
+
+
+def drop_stamp(dialect: str) -> list[str]:
+    if dialect != "postgresql":
+        return []
+    return [f"DROP TRIGGER IF EXISTS {STAMP_FUNCTION} ON {TABLE}", f"DROP FUNCTION IF EXISTS {STAMP_FUNCTION}()"]
 
 
 def record_every_tenant(dialect: str) -> str:

@@ -25,6 +25,9 @@ class TenantChange(db.Model):
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, index=True)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # PostgreSQL: the transaction that last wrote the row, set by a trigger (``change_sql``), so
+    # the listener reads only what committed since its last look. Unused on SQLite (0).
+    txid: Mapped[int] = mapped_column(BigInteger, index=True, server_default="0")
 
 
 class ChangeEpoch(db.Model):
@@ -50,12 +53,13 @@ def epoch_row_sql() -> str:
 def _create_triggers(target, connection: Connection, **kw) -> None:
     """``create_all`` makes what migration 0006 makes (test schemas, new installs): after every
     table, since the triggers read ``tenants`` and watch ``appointment_counts``."""
-    for statement in change_sql.create_triggers(connection.dialect.name):
+    for statement in change_sql.create_triggers(connection.dialect.name) + \
+            change_sql.create_stamp(connection.dialect.name):
         connection.exec_driver_sql(statement)
     connection.execute(db.text(epoch_row_sql()), {"epoch": new_epoch()})
 
 
 @event.listens_for(db.metadata, "before_drop")
 def _drop_triggers(target, connection: Connection, **kw) -> None:
-    for statement in change_sql.drop_triggers(connection.dialect.name):
+    for statement in change_sql.drop_triggers(connection.dialect.name) + change_sql.drop_stamp(connection.dialect.name):
         connection.exec_driver_sql(statement)

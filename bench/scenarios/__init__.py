@@ -41,6 +41,15 @@ class Context:
         """The database gunicorn serves from."""
         return self.databases[self.plan.server_database]
 
+    def in_process_caches(self) -> dict[str, dict]:
+        """The cache settings an in-process app is measured with: SimpleCache, and RedisCache
+        when the run measures Redis (there the cache read is a network round trip)."""
+        caches = {"SimpleCache": {"CACHE_TYPE": "SimpleCache"}}
+        if "redis" in self.plan.caches:
+            caches["RedisCache"] = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": self.stack.redis_url,
+                                    "CACHE_KEY_PREFIX": self.stack.key_prefix}
+        return caches
+
     def clinic_token(self) -> str:
         """The token of the tenant the HTTP scenarios read, seeding it on first use."""
         self.stack.seed(self.main, CLINIC, self.plan.clinic_appointments)

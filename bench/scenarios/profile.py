@@ -23,12 +23,11 @@ REQUESTS = 3000
 HIDE = r".*/(werkzeug/test|flask/testing)\.py"
 SHOW = r".*/(webargs|flask_smorest|marshmallow|itsdangerous|prometheus_client|flask_caching|cachelib|redis)/.*"
 
-READING = """Reading the profiles: the floor pays Flask, the response and the metrics hooks; a HIT
-adds the token check and tenant resolution (tenancy, auth), parsing the query (webargs),
-flask-smorest's wrappers, the cache read (one fetch) and building the response (the body was
-encoded when it was stored). On SimpleCache no single part dominates: going further would mean
-dropping work the API must do on every request (authentication, validation, metrics). On
-RedisCache the extra cost is the MGET round trip: with gunicorn's workers, wrk and redis-server sharing two cores, each round
+READING = """Reading the profiles: the floor pays Flask's request, routing, response and the
+metrics hooks. A HIT is answered by the poll's fast path (alignwork/fast_path.py) in front of
+Flask: a remembered query and token, one cache read with the tenant record, the revocation
+check, the headers and the metrics; Flask itself is not entered. On RedisCache the extra cost is
+the MGET round trip: with gunicorn's workers, wrk and redis-server sharing two cores, each round
 trip is two context switches on a saturated CPU; a Redis on its own host costs the web workers
 far less CPU per HIT."""
 
@@ -39,10 +38,7 @@ def run(ctx: Context) -> None:
     from alignwork.auth import issue_token
 
     ctx.clinic_token()  # seeds the tenant
-    caches = {"SimpleCache": {"CACHE_TYPE": "SimpleCache"}}
-    if "redis" in ctx.plan.caches:
-        caches["RedisCache"] = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": ctx.stack.redis_url,
-                                "CACHE_KEY_PREFIX": ctx.stack.key_prefix}
+    caches = ctx.in_process_caches()
     requests = 300 if ctx.plan.quick else REQUESTS
     for cache, settings in caches.items():
         app = with_floor(create_app({"SQLALCHEMY_DATABASE_URI": ctx.main.url,

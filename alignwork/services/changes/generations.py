@@ -135,11 +135,13 @@ def has_pending() -> bool:
     return bool(_pending())
 
 
-def replay_pending() -> bool:
-    """Replay remembered invalidations; True when none is left pending. While one is, entries
-    the cache holds may predate a committed write, so the caller must not serve them."""
-    pending = _pending().copy()
-    return invalidate(*pending) and not has_pending()
+def replay_pending(tenant_id: str) -> bool:
+    """Replay remembered invalidations; True when ``tenant_id``'s is no longer pending. While it
+    is, the cache's entries of that tenant may predate a committed write, so the caller must not
+    serve them; another tenant's pending invalidation does not make its entries wrong (on a
+    cluster it may wait for another primary, which must not send this tenant to BYPASS)."""
+    invalidate(*_pending().copy())
+    return tenant_id not in _pending().copy()
 
 
 def init_app(app) -> None:

@@ -1,11 +1,14 @@
 """The change listener: brings every committed change in the database's change record to the
 cache, whoever made it and whatever failed in between.
 
-Each tick (``CHANGE_LISTENER_INTERVAL``, 0.5 s) it reads every tenant's version (one statement
-on a connection of its own, not the app's pool, so the app's statement count stays the
-requests'), and what moved is compared with the cache and written if behind
-(``catch_up.py``). So a change the app's own session has already applied costs one read here and
-no computation anywhere. Who ticks with effect is decided by ``election.py``.
+Each tick (``CHANGE_LISTENER_INTERVAL``, 0.5 s) the listener holding the cache's lease
+(``election.py``) reads the rows of the change record committed since its last look (one
+statement on a connection of its own, not the app's pool, so the app's statement count stays
+the requests'), and what moved is compared with the cache and written if behind
+(``catch_up.py``). So a change the app's own session has already applied costs one read here
+and no computation anywhere, and an idle tick reads no row. The other listeners ask the cache
+for the lease and do nothing else: no database connection, no probe beyond that call (on a
+cluster they still probe every primary, to learn promotions).
 
 Under gunicorn every worker runs a listener thread (``start``); ``flask stats listen`` runs one
 alone. Why polling and not ``LISTEN``/``NOTIFY``, why a thread, and the measured bounds are in
@@ -28,7 +31,6 @@ from sqlalchemy.pool import NullPool
 from ... import metrics
 from ...cache.backend import stats_backend
 from ..exceptions import DATABASE_ERRORS
-from . import record
 from .catch_up import CatchUp
 from .election import Election
 
@@ -38,8 +40,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TickResult:
     leading: bool
-    compared: int  # tenants whose version was compared with the cache
+    compared: int  # tenants whose version moved (or a catch-up's), compared with the cache
     written: int  # tenants whose generation and record were written
+    rechecked: int = 0  # tenants compared again after a change (``catch_up.py``)
 
 
 class ChangeListener:
@@ -54,7 +57,7 @@ class ChangeListener:
         self._engine: Engine | None = None
         self._connection: Connection | None = None
         self._failing: str | None = None  # the database failure last logged, until it ends
-        self.election = Election(stats_backend().shared and self._dialect() == "postgresql")
+        self.election = Election(stats_backend().shared)
         self.catch_up = CatchUp(started=time.time())
 
     # -- the database connection ---------------------------------------------------------------
@@ -69,7 +72,7 @@ class ChangeListener:
                 connect_args = dict(options.get("connect_args", {}))
                 if self._dialect() == "postgresql":
                     # Operators find it in pg_stat_activity; a connection that stops answering
-                    # (a half-open socket) is dropped within seconds, and its lock with it.
+                    # (a half-open socket) is dropped within seconds.
                     connect_args.setdefault("application_name", f"alignwork-listener-{os.getpid()}")
                     connect_args.update(connect_timeout=5, keepalives=1, keepalives_idle=5,
                                         keepalives_interval=2, keepalives_count=2)
@@ -77,7 +80,6 @@ class ChangeListener:
                     self.app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool, connect_args=connect_args)
             # Autocommit: each read sees every commit so far, and no transaction stays open.
             self._connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self.election.lost()
             self.catch_up.forget()
             metrics.LISTENER_CONNECTED.set(1)
         return self._connection
@@ -89,10 +91,14 @@ class ChangeListener:
             except DATABASE_ERRORS:
                 pass
         self._connection = None
-        self.election.lost()
         metrics.LISTENER_CONNECTED.set(0)
 
     def close(self) -> None:
+        try:
+            with self.app.app_context():
+                self.election.step_down()  # the next listener need not wait for the lease to run out
+        except Exception:  # noqa: BLE001 - closing must not fail (outside an app context, say)
+            self.election.lost()
         self._disconnect()
         if self._engine is not None:
             self._engine.dispose()
@@ -106,6 +112,7 @@ class ChangeListener:
                         failure, self.interval)
             self._failing = failure
         self._disconnect()
+        self.election.stand_aside()
 
     def _database_answers(self) -> None:
         if self._failing is not None:
@@ -116,24 +123,25 @@ class ChangeListener:
 
     def tick(self) -> TickResult:
         """Apply what changed; raises nothing for a database or cache that is away."""
-        # Every process probes its cache, leading or not: a probe that succeeds ends the
-        # process's back-off, and on a cluster it learns a promotion, within a tick.
-        identity = stats_backend().identity()
-        if identity != self._identity:
+        backend = stats_backend()
+        # For a follower the lease call is its only probe: a call that succeeds ends the
+        # process's back-off within a tick. A cluster's primaries are probed one by one.
+        leading = self.election.lead()
+        backend.ask_reconciliation()  # if this process waits for one after an outage
+        if not leading:
+            if leading is None or not getattr(backend, "reconciles", True):
+                backend.identity()
+            self._disconnect()
+            return TickResult(False, 0, 0)
+        identity = backend.identity()
+        if identity != self._identity or self.election.began:
             self._identity = identity
             self.catch_up.forget()
+        if identity is None:  # nothing can be applied from here: let a listener that can lead
+            self.election.step_down()
+            return TickResult(False, 0, 0)
         try:
-            connection = self._connect()
-            leading = self.election.lead(connection)
-            if self.election.began:
-                self.catch_up.forget()
-            if not leading:
-                self._database_answers()
-                return TickResult(False, 0, 0)
-            if identity is None:  # nothing can be applied from here: let a listener that can lead
-                self.election.step_down(connection)
-                return TickResult(False, 0, 0)
-            result = self._apply(connection, identity)
+            result = self._apply(self._connect(), identity)
             self._database_answers()
             return result
         except DATABASE_ERRORS as exc:
@@ -142,22 +150,22 @@ class ChangeListener:
 
     def _apply(self, connection: Connection, identity: str) -> TickResult:
         catch_up = self.catch_up
-        if time.monotonic() >= catch_up.next_full:
-            catch_up.forget()
         requested = stats_backend().reconcile_requested()
-        if requested is not None and requested > catch_up.reconciled_up_to:
-            catch_up.forget()  # a worker came back from an outage and waits for a catch-up
-        found = record.versions(connection)
+        if requested:
+            catch_up.forget()  # workers came back from an outage and wait for a catch-up
+        every = catch_up.cursor is None
+        found = catch_up.look(connection)
         if found.epoch != self._epoch:
             self._epoch = found.epoch
-            catch_up.forget()
-        moved = catch_up.moved(found.versions)
-        stale = catch_up.behind_in_cache(found.epoch, moved, found.versions)
-        written = catch_up.write(connection, stale) if stale else 0
-        if catch_up.finished(moved) and requested is not None:
+            if not every:  # every generation changes: compare every tenant again
+                catch_up.forget()
+                found = catch_up.look(connection)
+        moved, rechecked = catch_up.to_compare()
+        stale = catch_up.behind_in_cache(found.epoch, moved + rechecked)
+        written = catch_up.write(connection, stale, self.election.still_leading) if stale else 0
+        if catch_up.finished() and requested and self.election.still_leading():
             stats_backend().mark_reconciled(identity, requested)
-            catch_up.reconciled_up_to = requested
-        return TickResult(True, len(moved), written)
+        return TickResult(True, len(moved), written, len(rechecked))
 
     # -- running ---------------------------------------------------------------------------------
 

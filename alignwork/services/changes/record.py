@@ -3,6 +3,17 @@ version that grows with every committed change to its stats or its record, and t
 
 Plain reads for the two paths that bring changes to the cache: the app right after its own
 commit (``session_hooks``) and the listener (``listener``), which passes a connection of its own.
+
+The listener reads every tenant only in a catch-up (``versions``); on other ticks it reads the
+rows committed since its last look (``changed_since``), so an idle tick reads no row however
+many tenants there are. "Since" is not a version watermark: a PostgreSQL transaction draws its
+version before it commits, so a later version can be seen first. It is the previous look's
+snapshot instead: a row is read again if the transaction that last wrote it (``txid``, set by
+a trigger) was invisible to that snapshot (at or past its ``xmax``, or in progress then). Every
+transaction that becomes visible was invisible to the look before, so no commit is missed,
+however late. On SQLite one writer at a time holds the database from its first write to its
+commit and draws the table's maximum version plus one, so versions commit in order and the
+highest version seen is an exact cursor. (``docs/architecture.md``, the change listener.)
 """
 
 from __future__ import annotations
@@ -32,9 +43,48 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Cursor:
+    """Where the next look starts. PostgreSQL: the previous look's snapshot, ``upto`` its
+    ``xmax`` and ``in_progress`` its running transactions. SQLite: ``upto`` the highest version
+    seen."""
+
+    upto: int
+    in_progress: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Versions:
     epoch: str
     versions: dict[str, int]
+    cursor: Cursor | None = None  # where ``changed_since`` starts to read what follows
+
+
+def _look(conn: Connection, where: str = "", **params) -> Versions:
+    """Versions of ``tenant_changes`` rows (``where`` narrows them), with the epoch and a cursor
+    from the same statement, so from one snapshot: a header row first, then the tenants."""
+    postgres = conn.dialect.name == "postgresql"
+    snapshot = "pg_current_snapshot()::text" if postgres else "NULL"
+    rows = conn.execute(sa.text(
+        f"SELECT NULL AS tenant_id, NULL AS version, epoch, {snapshot} AS snapshot FROM {ChangeEpoch.__tablename__} "
+        f"UNION ALL SELECT tenant_id, version, NULL, NULL FROM {TenantChange.__tablename__} {where}"), params).all()
+    header = next(row for row in rows if row[0] is None)
+    found = {tenant_id: version for tenant_id, version, _, _ in rows if tenant_id is not None}
+    if postgres:
+        _, xmax, running = header[3].split(":")
+        cursor = Cursor(int(xmax), tuple(int(xid) for xid in running.split(",") if xid))
+    else:
+        cursor = Cursor(max(found.values(), default=params.get("upto", 0)))
+    return Versions(header[2], found, cursor)
+
+
+def changed_since(cursor: Cursor, connection: Connection) -> Versions:
+    """The versions of the tenants whose rows changed since the look that gave ``cursor`` (and
+    a few seen then, on PostgreSQL, whose writers were still running): index scans whose result
+    grows with the changes, not with the tenants."""
+    if connection.dialect.name == "postgresql":
+        return _look(connection, "WHERE txid >= :upto OR txid = ANY(CAST(:running AS BIGINT[]))",
+                     upto=cursor.upto, running=list(cursor.in_progress))
+    return _look(connection, "WHERE version > :upto", upto=cursor.upto)
 
 
 def _epoch_seconds(column, dialect: str):
@@ -56,14 +106,10 @@ def _connection(connection: Connection | None) -> Iterator[Connection]:
 
 
 def versions(connection: Connection | None = None) -> Versions:
-    """Every tenant's version and the epoch, in one statement: the listener's look on each tick,
-    kept to two narrow columns so that it stays cheap with many tenants."""
-    epoch = sa.select(ChangeEpoch.epoch).scalar_subquery()
+    """Every tenant's version and the epoch, in one statement, with the cursor from which
+    ``changed_since`` goes on: the listener's catch-up, kept to two narrow columns."""
     with _connection(connection) as conn:
-        rows = conn.execute(sa.select(TenantChange.tenant_id, TenantChange.version, epoch)).all()
-        if not rows:
-            return Versions(conn.execute(sa.select(ChangeEpoch.epoch)).scalar_one(), {})
-    return Versions(rows[0][2], {tenant_id: version for tenant_id, version, _ in rows})
+        return _look(conn)
 
 
 def read(tenant_ids: Iterable[str] | None, connection: Connection | None = None) -> tuple[str, list[Change]]:

@@ -102,6 +102,30 @@ class _ZoneHints:
 _zone_hints = _ZoneHints()
 
 
+def read_served(tenant_id: str, zone: ZoneInfo | None, now: datetime) -> Snapshot | None:
+    """The snapshot of a poll that ``answer`` would serve as a HIT with nothing else to do, or
+    None: anything else (no hint of the tenant's zone, a record or entry missing, an entry not
+    current or due, an invalidation pending, tomorrow's entry to prepare, the cache away) is
+    left to ``read`` and ``answer``. One cache round trip, no SQL, no computation: the fast path
+    of the poll (``alignwork/fast_path.py``) answers from it."""
+    guess = zone or _zone_hints.get(tenant_id)
+    if guess is None or generations.has_pending():
+        return None
+    key = StatsKey(tenant_id, guess.key, local_date(guess, now))
+    values = stats_backend().fetch(tenant_record_key(tenant_id), generation_key(tenant_id), str(key))
+    if values is None:
+        return None
+    tenant = tenants.TenantInfo.from_stored(values[0])
+    generation = generations.current(values[1])
+    entry = Entry.from_stored(values[2])
+    if tenant is None or entry is None or generation is None or entry.generation != generation:
+        return None
+    if (zone is None and tenant.timezone != guess.key) or entry.seconds_until_due() <= 0:
+        return None
+    if midnight.to_prepare(key, guess, generation, now) is not None:
+        return None
+    return Snapshot(tenant, guess, key, generation, entry, True)
+
 
 def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = None) -> Snapshot:
     """Read what a poll of ``tenant_id`` in ``zone`` (default: the tenant's) needs, in one round
@@ -116,8 +140,8 @@ def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = No
     values = backend.fetch(*keys)
     if values is not None and generations.has_pending():
         # Replay before serving anything; a cache that still cannot be written may hold entries
-        # from before a committed write, so it is not read until it can.
-        values = backend.fetch(*keys) if generations.replay_pending() else None
+        # from before a committed write of this tenant, so they are not read until it can.
+        values = backend.fetch(*keys) if generations.replay_pending(tenant_id) else None
     used = values is not None
     record, generation, *stored = values if used else [None] * len(keys)
     generation = generations.current(generation)

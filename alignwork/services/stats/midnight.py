@@ -114,14 +114,24 @@ def window() -> float:
     return seconds if seconds >= 2 * MARGIN_SECONDS else 0
 
 
+def to_prepare(key: StatsKey, zone: ZoneInfo, generation: str | None, now: datetime) -> StatsKey | None:
+    """Tomorrow's key if a poll of ``key`` answered under ``generation`` may have to prepare it
+    (``prepare``'s cheap checks, no I/O): its moment has come, this process is not resting, and
+    it has not prepared it under that generation already."""
+    tomorrow = due(key, zone, now, window())
+    if tomorrow is None or _preparations.resting() or _preparations.under(str(tomorrow)) == generation:
+        return None
+    return tomorrow
+
+
 def prepare(key: StatsKey, zone: ZoneInfo, generation: str | None, now: datetime) -> bool:
     """Compute and store tomorrow's entry for ``key`` (a key a poll has just been answered for,
     under ``generation``) if its moment has come and it is not there yet; whether this call computed it. After a
     database failure here, this process rests ``REST_SECONDS``: a poll answered from the cache
     while the database is down must not try it again and again."""
-    tomorrow = due(key, zone, now, window())
-    if tomorrow is None or _preparations.resting() or _preparations.under(str(tomorrow)) == generation:
-        return False  # (``generation``: the one the poll read; prepared under it already, no read)
+    tomorrow = to_prepare(key, zone, generation, now)
+    if tomorrow is None:
+        return False
     backend = stats_backend()
     name = str(tomorrow)
     values = backend.fetch(generation_key(tomorrow.tenant_id), name)
