@@ -15,7 +15,7 @@ SCENARIOS = ("hit", "miss", "stampede", "outage", "growth", "profile", "fleet", 
              "listener")
 DATABASES = ("sqlite", "postgresql")
 CACHES = ("simple", "redis", "cluster")  # cluster: RedisClusterCache on three private primaries
-WORKER_CLASSES = ("sync", "gthread")
+WORKER_CLASSES = ("gevent", "sync", "gthread")  # gevent: the shipped default
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ QUICK = dict(
     fleet_tenants=10, fleet_interval=1.0, fleet_jitter=0.2, fleet_read_seconds=2, fleet_write_seconds=3,
     fleet_write_every=6, ratio_tenants=(3, 30), ratio_seconds=1, listener_sizes=(100, 1000),
     listener_seconds=1.5,
-    worker_classes=("sync",),
+    worker_classes=("gevent",),
 )
 
 
@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> Plan:
                         help="comma-separated cache backends for the HTTP scenarios: "
                              f"{','.join(CACHES)}; both is simple,redis (default: all of them)")
     parser.add_argument("--worker-class", choices=(*WORKER_CLASSES, "both"),
-                        help="gunicorn worker classes for the HIT scenario (default: both, sync with --quick)")
+                        help="gunicorn worker classes for the HIT scenario (default and both: all of them; gevent, the shipped one, with --quick)")
     parser.add_argument("--sizes", type=_sizes, help="appointments per tenant for MISS, e.g. 10k,100k,1m")
     parser.add_argument("--seconds", type=int, help="length of each wrk measurement")
     parser.add_argument("--repeats", type=int, help="A/B pairs in the HIT scenario")

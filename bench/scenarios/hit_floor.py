@@ -28,8 +28,8 @@ SHARED_TARGET = 0.75  # RedisCache with several workers
 #: ... and the cost of one request in process, as a multiple of the bare route's.
 IN_PROCESS_TARGETS = {"HIT": 1.5, "304": 1.3}
 WARMUP_TRIES = 3
-#: What gunicorn.conf.py runs with one thread per worker.
-SHIPPED_WORKER_CLASS = "sync"
+#: What gunicorn.conf.py runs by default.
+SHIPPED_WORKER_CLASS = "gevent"
 
 
 def run(ctx: Context) -> None:
