@@ -50,8 +50,10 @@ def _in_process(ctx: Context) -> None:
         for route in ("HIT", "304", "bare route"):
             ctx.report.add(SCENARIO, label, f"{route}: cost per request (median)", round(found[route], 1), "µs")
         for route in ("HIT", "304"):
+            # Judged on SimpleCache: on Redis the round trip, not the app, is most of the cost.
+            target = ("<=", IN_PROCESS_TARGETS[route]) if cache == "SimpleCache" else None
             ctx.report.add(SCENARIO, label, f"{route} cost / bare route's", round(found[route] / found["bare route"], 2),
-                           "ratio", target=("<=", IN_PROCESS_TARGETS[route]))
+                           "ratio", target=target)
 
 
 def _over_http(ctx: Context) -> None:
