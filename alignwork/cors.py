@@ -11,6 +11,7 @@ flask-cors does the header work. It is configured here, and nowhere else, so tha
   ``always_send`` would otherwise list every allowed origin on it);
 - a dashboard can read ``X-Cache`` and ``ETag`` and send ``If-None-Match``, and read
   ``X-Stats-Zone`` and ``X-Stats-Local-Date`` (what mega-stats' numbers are for, on its 304s too);
+- a dashboard resuming its stream can send ``Last-Event-ID``;
 - a client can send ``Idempotency-Key`` with a write and read ``Idempotent-Replayed`` on the
   answer (whether it is the replay of an earlier one with that key);
 - a preflight is answered before authentication: a browser never sends the token with it, so
@@ -27,7 +28,7 @@ from .extensions import cors
 
 API_PATHS = r"^/api/v1/.*"
 METHODS = ["GET", "POST", "PATCH", "DELETE"]
-REQUEST_HEADERS = ["Authorization", "Content-Type", "If-None-Match", "Idempotency-Key"]
+REQUEST_HEADERS = ["Authorization", "Content-Type", "If-None-Match", "Idempotency-Key", "Last-Event-ID"]
 EXPOSED_HEADERS = ["X-Cache", "ETag", "Retry-After", "WWW-Authenticate", "X-Stats-Zone", "X-Stats-Local-Date",
                    "Idempotent-Replayed"]
 # Lets a dashboard polling every 30 s skip the preflight most of the time (Chromium caps it at 2 h).

@@ -91,6 +91,8 @@ def parse_args(argv: list[str] | None = None) -> Plan:
     parser.add_argument("--cache", type=_caches, default="all",
                         help="comma-separated cache backends for the HTTP scenarios: "
                              f"{','.join(CACHES)}; both is simple,redis (default: all of them)")
+    parser.add_argument("--listener-sizes", type=lambda text: tuple(int(n) for n in text.split(",")),
+                        help="tenant counts of the listener-at-rest scenario (default: 1000,10000,100000,1000000)")
     parser.add_argument("--worker-class", choices=(*WORKER_CLASSES, "both"),
                         help="gunicorn worker classes for the HIT scenario (default and both: all of them; gevent, the shipped one, with --quick)")
     parser.add_argument("--sizes", type=_sizes, help="appointments per tenant for MISS, e.g. 10k,100k,1m")
@@ -111,6 +113,8 @@ def parse_args(argv: list[str] | None = None) -> Plan:
     if args.database != "both":
         changes["databases"] = (args.database,)
     changes["caches"] = _caches(args.cache) if isinstance(args.cache, str) else args.cache
+    if args.listener_sizes:
+        changes["listener_sizes"] = args.listener_sizes
     if args.worker_class:
         changes["worker_classes"] = WORKER_CLASSES if args.worker_class == "both" else (args.worker_class,)
     for name, value in (("miss_sizes", args.sizes), ("run_seconds", args.seconds),

@@ -50,6 +50,8 @@ TABLE = {
     "preflight POST with an Idempotency-Key, allowed origin": (
         "OPTIONS", "/api/v1/appointments", ALLOWED,
         preflight("POST", "authorization, content-type, idempotency-key"), False, ALLOWED),
+    "preflight of the stream resuming with Last-Event-ID, allowed origin": (
+        "OPTIONS", STATS + "/stream", ALLOWED, preflight("GET", "authorization, last-event-id"), False, ALLOWED),
     "preflight PATCH, allowed origin": ("OPTIONS", "/api/v1/appointments/7", ALLOWED,
                                         preflight("PATCH", "Authorization,Content-Type"), False, ALLOWED),
     "preflight DELETE, allowed origin": ("OPTIONS", "/api/v1/appointments/7", ALLOWED, preflight("DELETE"),
