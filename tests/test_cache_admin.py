@@ -174,7 +174,8 @@ def test_stats_prints_the_metrics(warmed):
                             "listener_leader_pid", "listener_lease_age_seconds", "listener_takeovers",
                             "listener_fenced_writes",
                             "listener_changes_applied", "listener_avg_lag_ms",
-                            "listener_last_applied_seconds_ago"}
+                            "listener_last_applied_seconds_ago",
+                            "streams_open", "streams_refused", "stream_avg_lag_ms", "stream_events"}
     assert int(metrics["misses"]) >= 3 and int(metrics["computations"]) >= 3
     assert int(metrics["cache_size"]) >= 3
 
