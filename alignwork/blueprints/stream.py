@@ -24,7 +24,7 @@ from ..auth import TENANT, AuthError, Claims, admit, read_claims
 from ..errors import error_response
 from ..extensions import db
 from ..periods import parse_timezone
-from ..schemas import StreamQuerySchema, StreamTicketRequestSchema, StreamTicketSchema
+from ..schemas import StreamQuerySchema, StreamTicketRequestSchema, StreamTicketSchema, TenantQuerySchema
 from ..services import stream_tickets
 from ..services.stats import stream_hub
 from ..services.stats.stream_hub import Ending, Refused, Step, Subscription
@@ -187,10 +187,11 @@ class MegaStatsStream(MethodView):
 
 @blp.route("/stream-tickets")
 class StreamTickets(MethodView):
+    @blp.arguments(TenantQuerySchema(), location="query")
     @blp.arguments(StreamTicketRequestSchema())
     @blp.response(201, StreamTicketSchema)
     @blp.alt_response(503, description="The shared cache that holds tickets is unreachable.", headers=_HEADERS)
-    def post(self, _body):
+    def post(self, _query, _body):
         """A single-use ticket for one stream (``?ticket=``), for ``EventSource`` clients that cannot
         send ``Authorization``. Valid at most 60 s and never past the token that asked for it; it
         carries that token's tenant, issue and expiry times (a revocation refuses it)."""
