@@ -21,6 +21,7 @@ still write an old epoch's generation once.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from sqlalchemy.engine import Connection
@@ -44,7 +45,9 @@ class CatchUp:
         self.unconfirmed: set[str] = set()
         self.cursor: record.Cursor | None = None  # None: the next look reads every tenant
         self.catching_up = True
-        self._rechecks: dict[str, float] = {}  # tenant -> when to compare it again, in that order
+        # tenant -> when to compare it again, oldest first (an OrderedDict pops from its front
+        # without rescanning the slots of entries already popped).
+        self._rechecks: OrderedDict[str, float] = OrderedDict()
         self._recheck_all_at: float | None = None  # a finished catch-up's second look
 
     def forget(self) -> None:
@@ -70,18 +73,18 @@ class CatchUp:
 
     def to_compare(self) -> tuple[list[str], list[str]]:
         """The unconfirmed tenants, and the confirmed ones whose second look is due."""
-        moved = sorted(self.unconfirmed)
+        moved = sorted(self.unconfirmed) if self.unconfirmed else []
         now, due = time.monotonic(), []
         if self._recheck_all_at is not None and self._recheck_all_at <= now and not self.catching_up:
             self._recheck_all_at = None
             self._rechecks.clear()
             return moved, sorted(set(self.known).difference(self.unconfirmed))
-        for tenant_id, when in self._rechecks.items():
+        while self._rechecks:
+            tenant_id, when = next(iter(self._rechecks.items()))
             if when > now:
                 break
+            self._rechecks.popitem(last=False)
             due.append(tenant_id)
-        for tenant_id in due:
-            del self._rechecks[tenant_id]
         return moved, sorted(set(due).difference(self.unconfirmed))
 
     def _confirmed(self, tenant_id: str) -> None:
@@ -90,12 +93,15 @@ class CatchUp:
         if tenant_id in self.unconfirmed:
             self.unconfirmed.discard(tenant_id)
             if not self.catching_up:
-                self._rechecks.pop(tenant_id, None)
                 self._rechecks[tenant_id] = time.monotonic() + RECHECK_SECONDS
+                self._rechecks.move_to_end(tenant_id)
 
     def finished(self) -> bool:
         """Whether the catch-up under way (if any) has just finished with this tick."""
         if self.catching_up and not self.unconfirmed:
+            # A set keeps the table it grew to: iterating this emptied one would cost a pass
+            # over every tenant's slot on each tick after a catch-up.
+            self.unconfirmed = set()
             self.catching_up = False
             self._recheck_all_at = time.monotonic() + RECHECK_SECONDS
             return True
