@@ -2,8 +2,9 @@
 
 The blueprint admits a poll before its view runs, like every API blueprint, but reads the tenant
 record that finishes the check (revocation) together with the poll's stats, in one cache read
-(``_admit_poll``): a poll answered from the cache runs no SQL and makes one round trip. Polls are conditional: the weak ``ETag`` names the exact body, and
-``If-None-Match`` with it is answered ``304`` without a body.
+(``_read_poll``): a poll answered from the cache runs no SQL and makes one round trip. Polls are
+conditional: the weak ``ETag`` names the exact body, and ``If-None-Match`` with it is answered
+``304`` without a body. Most HITs and 304s never reach this view: ``fast_path.py`` answers them.
 
 Every answer, 304 included, names the zone and the local date its numbers are for in headers
 (``X-Stats-Zone``, ``X-Stats-Local-Date``): the body stays the counts existing clients parse, and

@@ -61,6 +61,11 @@ class Snapshot:
             and self.entry.generation == self.generation
 
     @property
+    def servable(self) -> bool:
+        """Current and not yet due: a HIT with no computation (``answer``, ``read_served``)."""
+        return self.current and self.entry.seconds_until_due() > 0
+
+    @property
     def day(self) -> date:
         """The local date in ``zone`` the numbers are for: the entry served is the one of this
         date, read or computed under this key, even if midnight passes while it is."""
@@ -116,15 +121,12 @@ def read_served(tenant_id: str, zone: ZoneInfo | None, now: datetime) -> Snapsho
     if values is None:
         return None
     tenant = tenants.TenantInfo.from_stored(values[0])
-    generation = generations.current(values[1])
-    entry = Entry.from_stored(values[2])
-    if tenant is None or entry is None or generation is None or entry.generation != generation:
+    if tenant is None or (zone is None and tenant.timezone != guess.key):
         return None
-    if (zone is None and tenant.timezone != guess.key) or entry.seconds_until_due() <= 0:
+    snapshot = Snapshot(tenant, guess, key, generations.current(values[1]), Entry.from_stored(values[2]), True)
+    if not snapshot.servable or midnight.to_prepare(key, guess, snapshot.generation, now) is not None:
         return None
-    if midnight.to_prepare(key, guess, generation, now) is not None:
-        return None
-    return Snapshot(tenant, guess, key, generation, entry, True)
+    return snapshot
 
 
 def read(tenant_id: str, zone: ZoneInfo | None = None, now: datetime | None = None) -> Snapshot:
@@ -183,7 +185,7 @@ def _config(name: str) -> float:
 def _resolve(snapshot: Snapshot) -> tuple[Outcome, Entry]:
     if snapshot.cache_used and snapshot.generation is None and snapshot.entry is not None:
         snapshot = _with_generation_from_database(snapshot)
-    if snapshot.current and snapshot.entry.seconds_until_due() > 0:
+    if snapshot.servable:
         return Outcome.HIT, snapshot.entry
     try:
         if snapshot.current:
