@@ -34,6 +34,7 @@ from .auth import TENANT, AuthError, admit, claims_of
 from .blueprints.stats import POLL_PATH, remembered_query
 from .services.stats import answer as stats_answer
 from .stats_headers import answer_headers, body_headers, fast_path_tail
+from .tenancy import check_named
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,10 @@ class PollFastPath:
             return None
         try:
             claims = claims_of(found)
+            check_named(claims, args.get("tenantId"))
         except AuthError:
             return None
-        named = args.get("tenantId")
-        if claims.scope != TENANT or (named is not None and named != claims.tenant_id):
+        if claims.scope != TENANT:
             return None
         with self.app.app_context():
             snapshot = stats_answer.read_served(claims.tenant_id, args.get("tz"), datetime.now(timezone.utc))
