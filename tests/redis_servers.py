@@ -50,7 +50,7 @@ class RedisServer:
                  sentinel: bool = False, persist: bool = False):
         self.binary = _binary("redis-server")
         self.dir = Path(directory)
-        self.port = port or free_port()
+        self.port = port or free_port(bus="--cluster-enabled" in args)
         self.password = password
         self.sentinel = sentinel
         # Persisting: every write to the append-only file before it is acknowledged.
@@ -71,6 +71,19 @@ class RedisServer:
                            socket_timeout=5, **kwargs)
 
     def start(self) -> RedisServer:
+        self.process = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True)
+        wait_for(self._answers, 10, f"redis-server did not answer on port {self.port}")
+        self.process.stderr.close()  # it logs to stdout; stderr only speaks when it cannot start
+        return self
+
+    def _answers(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"redis-server on port {self.port} exited with code {self.process.returncode}: "
+                               f"{self.process.stderr.read().strip()[-500:]}")
+        return self.client().ping()
+
+    def _command(self) -> list[str]:
         command = [self.binary]
         if self.sentinel:
             config = self.dir / f"sentinel-{self.port}.conf"
@@ -81,9 +94,7 @@ class RedisServer:
             if self.password:
                 command += ["--requirepass", self.password]
         command += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: self.client().ping(), 10, f"redis-server did not answer on port {self.port}")
-        return self
+        return command
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -164,8 +175,7 @@ class Cluster:
             node_dir = Path(directory) / f"node-{index}"
             node_dir.mkdir(parents=True, exist_ok=True)
             self.nodes.append(RedisServer(node_dir, "--cluster-enabled", "yes", "--cluster-config-file",
-                                          "nodes.conf", "--cluster-node-timeout", "2000", *coverage,
-                                          port=free_port(bus=True)))
+                                          "nodes.conf", "--cluster-node-timeout", "2000", *coverage))
 
     @property
     def startup_nodes(self) -> str:

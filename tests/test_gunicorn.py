@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 import redis
 
 from tests.conftest import REDIS_URL, require_redis
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -51,9 +51,7 @@ class Server:
 
     def __init__(self, tmp_path, workers: int | None, cache_env: dict[str, str], wait: bool = True,
                  operator_metrics_dir: bool = True):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.log = tmp_path / "gunicorn.log"
         self.env = {
             **os.environ,

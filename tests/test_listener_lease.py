@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from alignwork.services.changes.election import LEASE_KEY, holder_pid
 from tests.conftest import postgres_schema, require_postgres, require_redis
+from tests.ports import free_port
 from tests.redis_servers import RedisServer
 from tests.test_freshness import BOUND, INSERT, Polling, _schema_url, counts, new_tenant, psql, soon
 from tests.test_gunicorn import GUNICORN, ROOT, Server, _running, _no_server_outlives_its_test  # noqa: F401
@@ -135,9 +135,7 @@ def _second_deployment(tmp_path, first: Server, cache_env: dict) -> Server:
     """Another gunicorn on the first one's database (already migrated, tenants made): the same
     settings, its own port, log, metrics and cache."""
     server = Server.__new__(Server)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        server.port = probe.getsockname()[1]
+    server.port = free_port()
     server.log = tmp_path / "gunicorn.log"
     server.env = {**first.env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), **cache_env}
     server.token, server.admin, server.patient = first.token, first.admin, None

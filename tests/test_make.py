@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from alignwork import INSTANCE_PATH_VARIABLE
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -95,12 +96,6 @@ def test_the_readme_says_how_to_serve_on_another_port_and_make_run_obeys():
 
 
 # -- make run, served: its banner, its links, and a busy port -----------------------------------
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 def make_run(project: Path, port: int, log: Path) -> subprocess.Popen:
     """``make run`` in ``project`` with this interpreter's virtualenv, which it must not touch:

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from sqlalchemy.engine import make_url
 from alignwork import create_app
 from alignwork.auth import issue_token
 from tests.conftest import PG_URL, require_postgres
+from tests.ports import free_port
 from tests.test_gunicorn import GUNICORN, ROOT
 
 pytestmark = pytest.mark.slow
@@ -109,13 +109,6 @@ def clean_env(folder: Path) -> dict[str, str]:
              if not name.startswith(("ALIGNWORK_", "GUNICORN_", "PROMETHEUS_")) and name != "DATABASE_URL"}
     return {**clean, "FLASK_APP": "alignwork", "ALIGNWORK_INSTANCE_PATH": str(folder / "instance"),
             "TMPDIR": str(folder / "tmp")}
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 CLOSED = free_port()  # where "the database server is down"
