@@ -63,7 +63,9 @@ class Config:
     STREAMS_PER_TENANT = 20
     STREAM_KEEPALIVE_SECONDS = 15.0  # a comment this often, so proxies keep an idle stream open
     STREAM_MAX_SECONDS = 3600  # then the client reconnects (never past its token's expiry)
-    STREAM_RETRY_SECONDS = 3  # the reconnection delay sent (retry:), plus up to as much jitter
+    # The reconnection delay sent (retry:), plus up to as much jitter: 1 to 2 s, so screens come
+    # back within 2 s of a crashed or cut worker serving again, spread over a second.
+    STREAM_RETRY_SECONDS = 1
     STREAM_WATCH_INTERVAL = 0.1  # on a shared cache: seconds between looks at watched generations
     STREAM_TICKET_SECONDS = 60  # how long a stream ticket (POST /api/v1/stream-tickets) lives
 

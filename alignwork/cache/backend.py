@@ -16,6 +16,11 @@ Flask-Caching's backends
 - ``take``: read and delete at once (single-use stream tickets);
 - a ``lease``: a named, expiring compare-and-set, which elects the change listener that works on
   this cache (``services/changes/election.py``);
+- ``hold_slot``: one of a limited number of expiring places, taken atomically by any worker,
+  which counts a tenant's open streams across workers (``services/stats/stream_hub.py``);
+- a feed of changed tenant ids (``announce``, ``read_feed``: a Redis stream, ``feed.py``), from
+  which every process's stream watcher learns which tenants changed without reading every
+  tenant it watches;
 - listing and deleting by pattern with remaining TTLs, for operators (``CacheUnavailable``
   when the cache cannot be read: an empty listing would be a lie).
 
@@ -26,12 +31,14 @@ server, Sentinel) and ``cluster.py``.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from werkzeug.utils import import_string
 
 from ..extensions import cache
+from .feed import FeedRead
 
 
 def is_shared(cache_type: str) -> bool:
@@ -115,6 +122,34 @@ class StatsBackend(Protocol):
         compare-and-set in the cache), so a holder replaced while it was away cannot renew.
         Returns the holder now ('' for none) and the seconds its lease has left, or None if the
         cache was not used. Attempted even while backing off."""
+
+    def hold_slot(self, key: str, holder: str, limit: int, seconds: float) -> bool | None:
+        """Take one of the ``limit`` places named ``key`` for ``holder`` for ``seconds``, or
+        renew it if ``holder`` has it: True if held, False if ``limit`` others hold places whose
+        time has not run out, None if the cache was not used. Atomic, on the cache's clock, so
+        workers racing for the last place cannot both have it; a place whose holder died frees
+        itself when its time runs out. In-process caches always grant it (the process's own
+        count is the whole count)."""
+
+    def renew_slots(self, held: Mapping[str, Collection[str]], seconds: float) -> None:
+        """Renew these holders' places (key -> holders) for ``seconds``, best effort; a place
+        the cache lost (a flush, a failover) is taken again, over the limit if need be: its
+        holder is still there."""
+
+    def release_slot(self, key: str, holder: str) -> None:
+        """Give up ``holder``'s place, best effort (it frees itself when its time runs out)."""
+
+    def announce(self, key: str, tenant_ids: Collection[str], keep: int, ttl: float) -> bool:
+        """Append these tenants to the feed named ``key`` (about the newest ``keep`` entries are
+        kept, and the whole feed expires ``ttl`` seconds after its last entry), in one round
+        trip, attempted even while backing off; whether it was written. A per-process cache has
+        no other process to tell: nothing to do."""
+
+    def read_feed(self, key: str, position: str | None, most: int) -> FeedRead | None:
+        """The tenants announced after ``position`` (None: never read), or ``tenants`` None when
+        that cannot be told (then the position is the newest entry's); None if the cache was not
+        used. However many tenants are watched, one round trip when nothing is amiss. A cache no
+        other process shares has nothing announced: always an empty set."""
 
     def identity(self) -> str | None:
         """Names the server(s) holding the keys, changing when one is replaced (restart,

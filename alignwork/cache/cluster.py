@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import redis
@@ -18,7 +18,7 @@ from redis.exceptions import RedisClusterException
 
 from .breaker import REDIS_ERRORS
 from .fail_open import FailOpenMethods
-from .redis_backends import ADVANCE_SCRIPT, RedisStatsBackend, client_settings
+from .redis_backends import ADVANCE_SCRIPT, RENEW_SCRIPT, RedisStatsBackend, client_settings
 
 REPLICA_WAIT_MS = 100  # longest a cluster write waits for a replica to take its generation
 
@@ -142,6 +142,13 @@ class RedisClusterCache(FailOpenMethods, RedisStatsBackend, _RedisClusterCache):
         pipe.eval(ADVANCE_SCRIPT, 2, *keys, *arguments)
         pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)
         return pipe.execute()[0]
+
+    def _renew(self, held: Mapping[str, Collection[str]], ms: int) -> None:
+        """Key by key: each key's script runs on its slot's primary."""
+        prefix = self._get_prefix()
+        client = self._write_client
+        for key, holders in held.items():
+            client.eval(RENEW_SCRIPT, 1, prefix + key, ms, *holders)
 
     def _shard(self, keys: tuple[str, ...]) -> str | None:
         """The primary holding the keys' slot: one node failing backs off only its own slots,

@@ -10,6 +10,12 @@ operators can list and delete them per tenant by pattern::
     stats:{<tenant>}:<zone>:<local date>    ->  a stats entry
     lock:stats:{<tenant>}:<zone>:<date>     ->  held while one request computes that entry
     ticket:<secret>                         ->  a stream ticket: tenant, token's iat and exp (single use)
+    changes:feed                            ->  a stream of changed tenant ids, an entry each time a
+                                                write brings a tenant's generation to the cache
+                                                (about the newest 10,000 kept): where stream
+                                                watchers learn what changed (``feed.py``)
+    streams:{<tenant>}                      ->  the tenant's open streams on every worker (a sorted
+                                                set: stream id -> when its hold runs out)
     listener:reconcile-asks                 ->  workers back from an outage ask for a catch-up (a set
                                                 of request ids)
     listener:reconciled-asks                ->  the listener's answers: request id -> server run_id
@@ -26,6 +32,8 @@ from datetime import date
 _STATS = re.compile(r"^stats:\{([^{}]+)\}:([^:]+):(\d{4}-\d{2}-\d{2})$")
 
 
+CHANGES_FEED = "changes:feed"
+FEED_KEPT = 10_000
 RECONCILE_ASKS = "listener:reconcile-asks"
 RECONCILED_ASKS = "listener:reconciled-asks"
 
@@ -36,6 +44,10 @@ def tenant_record_key(tenant_id: str) -> str:
 
 def generation_key(tenant_id: str) -> str:
     return f"gen:{{{tenant_id}}}"
+
+
+def streams_key(tenant_id: str) -> str:
+    return f"streams:{{{tenant_id}}}"
 
 
 def ticket_key(secret: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from fnmatch import fnmatchcase
 from typing import Any
@@ -16,6 +16,7 @@ from flask_caching.backends.nullcache import NullCache as _NullCache
 from flask_caching.backends.simplecache import SimpleCache as _SimpleCache
 
 from .backend import format_generation, holds_at_least
+from .feed import FeedRead
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,26 @@ class _InProcess:
     def lease(self, key: str, holder: str, seconds: float) -> tuple[str, float]:
         """Always granted: a per-process cache has no other listener to elect against."""
         return (holder, seconds) if seconds > 0 else ("", 0.0)
+
+    def hold_slot(self, key: str, holder: str, limit: int, seconds: float) -> bool:
+        """Always granted: with a per-process cache there is one process, whose own count of
+        its streams is the whole count."""
+        return True
+
+    def renew_slots(self, held: Mapping[str, Collection[str]], seconds: float) -> None:
+        pass
+
+    def release_slot(self, key: str, holder: str) -> None:
+        pass
+
+    def announce(self, key: str, tenant_ids: Collection[str], keep: int, ttl: float) -> bool:
+        """Nothing to tell: no other process shares this cache (``NullCache`` holds nothing
+        another process could serve stale)."""
+        return True
+
+    def read_feed(self, key: str, position: str | None, most: int) -> FeedRead:
+        """Nothing is ever announced here."""
+        return FeedRead(position or "", frozenset())
 
 
 class NullCache(_InProcess, _NullCache):

@@ -15,7 +15,7 @@ checked them).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,7 +29,9 @@ from redis.exceptions import LockError
 from redis.retry import Retry
 
 from .. import metrics
+from . import feed
 from .backend import CacheUnavailable
+from .feed import FeedRead
 from .breaker import UNUSED, CircuitBreaker
 from .fail_open import FailOpenMethods
 from .inspection import RedisInspection
@@ -64,6 +66,32 @@ if tonumber(ARGV[2]) > 0 then
 end
 if held then redis.call('DEL', KEYS[1]) end
 return {'', 0}
+"""
+
+# ``StatsBackend.hold_slot`` in one step, on the server's clock (every worker's "now" is the
+# same). KEYS: the places (a sorted set: holder -> when its place runs out, in ms). ARGV: the
+# holder, the limit, milliseconds. Returns 1 if held, 0 if full.
+SLOT_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# ``StatsBackend.renew_slots`` for one key. ARGV: milliseconds, then the holders. A place lost
+# with the cache's contents (a flush, a failover) is put back: its stream is open, so it counts.
+RENEW_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
 """
 
 
@@ -205,6 +233,35 @@ class RedisStatsBackend(RedisInspection, CircuitBreaker):
             return None
         held, left = found
         return (held.decode() if isinstance(held, bytes) else held), max(int(left), 0) / 1000
+
+    def hold_slot(self, key: str, holder: str, limit: int, seconds: float) -> bool | None:
+        found = self._guard(self._write_client.eval, SLOT_SCRIPT, 1, self._get_prefix() + key, holder, limit,
+                            max(int(seconds * 1000), 1), key=key)
+        return None if found is UNUSED else found == 1
+
+    def renew_slots(self, held: Mapping[str, Collection[str]], seconds: float) -> None:
+        if held:
+            self._guard(self._renew, held, max(int(seconds * 1000), 1), key=tuple(held))
+
+    def _renew(self, held: Mapping[str, Collection[str]], ms: int) -> None:
+        """Every key in one pipelined round trip (a cluster's keys lie on several servers:
+        ``cluster.py`` renews key by key)."""
+        prefix = self._get_prefix()
+        pipe = self._write_client.pipeline(transaction=False)
+        for key, holders in held.items():
+            pipe.eval(RENEW_SCRIPT, 1, prefix + key, ms, *holders)
+        pipe.execute()
+
+    def release_slot(self, key: str, holder: str) -> None:
+        self._guard(self._write_client.zrem, self._get_prefix() + key, holder, key=key)
+
+    def announce(self, key: str, tenant_ids: Collection[str], keep: int, ttl: float) -> bool:
+        return self._guard(feed.append, self._write_client, self._get_prefix() + key, tenant_ids, keep,
+                           max(int(ttl), 1), ignore_backoff=True, key=key) is not UNUSED
+
+    def read_feed(self, key: str, position: str | None, most: int) -> FeedRead | None:
+        found = self._guard(feed.read, self._read_client, self._get_prefix() + key, position, most, key=key)
+        return None if found is UNUSED else found
 
     def identity(self) -> str | None:
         found = self._guard(self._run_ids, ignore_backoff=True)

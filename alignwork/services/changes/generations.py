@@ -18,7 +18,7 @@ import threading
 from flask import current_app
 
 from ...cache.backend import format_generation, parse_generation, stats_backend
-from ...cache.keys import generation_key, tenant_record_key
+from ...cache.keys import CHANGES_FEED, FEED_KEPT, generation_key, tenant_record_key
 from . import announcements, record
 from .record import Change
 from ..exceptions import DATABASE_ERRORS
@@ -49,6 +49,10 @@ def apply(epoch: str, found: list[Change]) -> dict[str, str]:
         if generation is None:
             break  # the cache is away: the others would each pay the same timeout
         written[change.tenant_id] = generation
+    if written:
+        # Other processes' stream watchers read which tenants changed here, and only those
+        # tenants' generations (they look at all of them when entries went missing).
+        backend.announce(CHANGES_FEED, list(written), FEED_KEPT, GENERATION_TTL)
     announcements.announce({change.tenant_id: change.changed_at for change in found
                             if change.tenant_id in written})
     return written

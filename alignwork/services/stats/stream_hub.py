@@ -3,9 +3,19 @@ may have changed, and hands each the body from the cache.
 
 There is no broker connection per client. A process learns of changes once, from what it already
 has: ``changes.announcements`` (every generation this process brings to the cache: its own
-commits, its listener's ticks), and, on a shared cache, one look every ``STREAM_WATCH_INTERVAL``
-at the generations of the tenants it has streams for (one ``MGET`` per thousand tenants), which
-brings changes other processes applied. Only the changed tenants' streams wake.
+commits, its listener's ticks), and, on a shared cache, a watcher that brings the changes other
+processes applied: every ``STREAM_WATCH_INTERVAL`` it reads the changes feed past where it last
+read (every generation write appends its tenant), then the generations of the announced tenants
+it has streams for. Only when the feed cannot say (its first read, entries lost to a flush or a
+failover, a burst past ``FEED_MOST``) or every ``FULL_LOOK_SECONDS`` (should an announcement be
+lost) does it read the generations of every tenant it has streams for (one ``MGET`` per thousand
+tenants). So an idle server's watchers cost one small read each a tick, and a busy one's read
+what changed, whatever the number of streams. Only the changed tenants' streams wake.
+
+Caps: a process holds at most ``STREAMS_PER_PROCESS``, and a tenant at most ``STREAMS_PER_TENANT``
+over every worker: each stream holds a place in the tenant's set in the shared cache
+(``StatsBackend.hold_slot``), renewed by the watcher, so a worker that dies frees its places
+within ``SLOT_SECONDS``. While the cache is away a tenant's streams are counted per process.
 
 Streams of one tenant and zone share a ``Group``: a wake makes the group read once (the same
 ``answer.read``/``answer.answer`` a poll makes: a HIT, or one computation under the key's lock),
@@ -25,6 +35,7 @@ import resource
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -33,7 +44,7 @@ from flask import Flask, current_app
 
 from ... import metrics
 from ...cache.backend import stats_backend
-from ...cache.keys import generation_key
+from ...cache.keys import CHANGES_FEED, generation_key, streams_key
 from ..changes import announcements, generations
 from .stream_groups import Group, State
 
@@ -41,6 +52,10 @@ log = logging.getLogger(__name__)
 _KEY = "alignwork.stream_hub"
 WATCH_BATCH = 1000
 FILES_KEPT_FREE = 256  # descriptors left for polls, the database and the cache past the cap
+SLOT_SECONDS = 60.0  # a stream's place in its tenant's count lasts this long unless renewed ...
+SLOT_RENEW_SECONDS = 20.0  # ... which the watcher does this often
+FULL_LOOK_SECONDS = 5.0  # the watcher reads every generation at least this often, feed or not
+FEED_MOST = 1000  # announcements one look reads; past that it reads every generation instead
 
 
 class Ending(str, enum.Enum):
@@ -88,11 +103,15 @@ class Subscription:
     last_etag: str | None = None
     flag: threading.Event = field(default_factory=threading.Event)
     closed: bool = False
+    seen: int = -1  # the group's wake count its last state was read after
+    slot: str = field(default_factory=lambda: uuid.uuid4().hex)  # its place in the tenant's count
+    slot_held: bool = False
 
     def first(self) -> Step:
         """The stream's opening: the current state (``news`` unless the client's Last-Event-ID
         names it already), or the end if the tenant is gone."""
         state = self.group.read()
+        self.seen = self.group.read_for
         if state is None:
             return Step(ending=Ending.GONE)
         news = state.etag != self.last_etag
@@ -103,9 +122,11 @@ class Subscription:
         next_keepalive = time.time() + self.keepalive
         while True:
             now = time.time()
-            wait = min(next_keepalive, self.ends_at, self.group.midnight) - now
-            woke = self.flag.wait(max(wait, 0.0))
+            wait = min(next_keepalive, self.ends_at, self.group.midnight, self.group.retry_at) - now
+            self.flag.wait(max(wait, 0.0))
             self.flag.clear()
+            # The group's wake count, not the flag, says whether to read: a wake that lands
+            # between the wait's end and the clear is counted all the same.
             now = time.time()
             if self.hub.stopping:
                 yield Step(ending=Ending.SHUTDOWN)
@@ -113,8 +134,9 @@ class Subscription:
             if now >= self.ends_at:
                 yield Step(ending=Ending.LIFETIME)
                 return
-            if woke or now >= self.group.midnight:
+            if self.group.wakes != self.seen or now >= min(self.group.midnight, self.group.retry_at):
                 state = self.group.read()
+                self.seen = self.group.read_for
                 if state is None:
                     yield Step(ending=Ending.GONE)
                     return
@@ -145,6 +167,9 @@ class StreamHub:
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._seen: dict[str, object] = {}
+        self._feed_at: str | None = None  # where the watcher read the changes feed up to
+        self._unseen: set[str] = set()  # tenants with a new group since the watcher's last look
+        self._full_look_at = 0.0
 
     def capacity(self) -> int:
         """``STREAMS_PER_PROCESS``, cut to what the open-files limit leaves room for."""
@@ -153,9 +178,25 @@ class StreamHub:
         return cap if soft == resource.RLIM_INFINITY else max(0, min(cap, soft - FILES_KEPT_FREE))
 
     def open(self, tenant_id: str, zone: ZoneInfo, ends_at: float, last_etag: str | None) -> Subscription:
-        """A new stream, or ``Refused`` past a cap."""
+        """A new stream, or ``Refused`` past a cap: this process's caps first (no round trip),
+        then the tenant's place over every worker."""
         config = self.app.config
         retry = int(config["STREAM_RETRY_SECONDS"]) * 2
+        subscription = self._register(tenant_id, zone, ends_at, last_etag, retry)
+        backend = stats_backend()
+        if backend.shared:
+            held = backend.hold_slot(streams_key(tenant_id), subscription.slot, int(config["STREAMS_PER_TENANT"]),
+                                     SLOT_SECONDS)
+            if held is False:
+                self._close(subscription)
+                metrics.STREAMS_REFUSED.labels(reason="tenant").inc()
+                raise Refused("Too many open streams for this tenant; poll instead.", 429, retry)
+            subscription.slot_held = bool(held)  # None: the cache is away, counted here alone
+        return subscription
+
+    def _register(self, tenant_id: str, zone: ZoneInfo, ends_at: float, last_etag: str | None,
+                  retry: int) -> Subscription:
+        config = self.app.config
         with self._lock:
             if self.stopping:
                 raise Refused("This worker is stopping; reconnect.", 503, 1)
@@ -168,6 +209,7 @@ class StreamHub:
             group = self._groups.get((tenant_id, zone.key))
             if group is None:
                 group = self._groups[(tenant_id, zone.key)] = Group(tenant_id, zone)
+                self._unseen.add(tenant_id)  # the watcher's first sight of it
             subscription = Subscription(self, group, ends_at, float(config["STREAM_KEEPALIVE_SECONDS"]),
                                         last_etag)
             group.subscriptions.add(subscription)
@@ -196,6 +238,8 @@ class StreamHub:
                 self._seen.pop(group.tenant_id, None)
             self._open -= 1
             metrics.STREAMS_OPEN.dec()
+        if subscription.slot_held:
+            stats_backend().release_slot(streams_key(group.tenant_id), subscription.slot)
 
     @property
     def open_streams(self) -> int:
@@ -220,27 +264,74 @@ class StreamHub:
         """On a shared cache: the generations of the tenants with streams here, every
         ``STREAM_WATCH_INTERVAL``, for the changes other processes brought to the cache."""
         interval = float(self.app.config["STREAM_WATCH_INTERVAL"])
+        renew_at = time.monotonic() + SLOT_RENEW_SECONDS
+        context = self.app.app_context()  # one for the watcher's life: it reaches the cache only
+        context.push()
         while not self.stopping:
             try:
-                with self.app.app_context():
-                    self._look()
+                self._look()
+                if time.monotonic() >= renew_at:
+                    renew_at = time.monotonic() + SLOT_RENEW_SECONDS
+                    self._renew_slots()
             except Exception:  # noqa: BLE001 - the watcher must outlive any one failure
                 log.exception("stream watcher failed; looking again")
             time.sleep(interval)
+        context.pop()
+
+    def _renew_slots(self) -> None:
+        """Renew the places this process's streams hold in their tenants' counts."""
+        held: dict[str, list[str]] = {}
+        with self._lock:
+            for group in self._groups.values():
+                for subscription in group.subscriptions:
+                    if subscription.slot_held:
+                        held.setdefault(streams_key(group.tenant_id), []).append(subscription.slot)
+        stats_backend().renew_slots(held, SLOT_SECONDS)
 
     def _look(self) -> None:
         """Wake a tenant's groups when its generation moved since the watcher last saw it, and
-        at first sight if it is not the one its groups read under (it moved in between)."""
+        at first sight if it is not the one its groups read under (it moved in between). Reads
+        the generations of the tenants the changes feed announced and of those new to it, or of
+        every tenant it watches when the feed cannot say or a full look is due: an idle look is
+        one read of the feed's last entry."""
+        backend = stats_backend()
+        fed = backend.read_feed(CHANGES_FEED, self._feed_at, FEED_MOST)
+        now = time.monotonic()
+        announced = None if fed is None else fed.tenants  # None: the feed cannot say (or is away)
+        full = announced is None or now >= self._full_look_at
+        if fed is not None:
+            self._feed_at = fed.position
+        if not full and not self._unseen and not announced:
+            return
         with self._lock:
+            unseen, self._unseen = self._unseen, set()
             read_under: dict[str, set] = {}
             for group in self._groups.values():
                 read_under.setdefault(group.tenant_id, set()).add(group.generation)
-        tenant_ids = sorted(read_under)
+        if full:
+            self._full_look_at = now + FULL_LOOK_SECONDS
+            tenant_ids = sorted(read_under)
+        else:
+            tenant_ids = sorted((unseen | announced).intersection(read_under))
+        read_all = False
+        try:
+            read_all = self._wake_moved(backend, tenant_ids, read_under)
+        finally:
+            if not read_all:  # the feed has moved past what was not read: the next look reads all
+                self._full_look_at = 0.0
+
+    def _wake_moved(self, backend, tenant_ids: list[str], read_under: dict[str, set]) -> bool:
+        """Wake the tenants among ``tenant_ids`` whose generation moved since the watcher saw
+        it; whether every generation could be read."""
         changed = {}
+        read_all = True
         for start in range(0, len(tenant_ids), WATCH_BATCH):
             batch = tenant_ids[start:start + WATCH_BATCH]
-            held = stats_backend().fetch(*(generation_key(t) for t in batch), ungated=True)
-            for tenant_id, value in zip(batch, held or ()):
+            held = backend.fetch(*(generation_key(t) for t in batch), ungated=True)
+            if held is None:
+                read_all = False
+                break
+            for tenant_id, value in zip(batch, held):
                 generation = generations.current(value)
                 if generation is None or generation == self._seen.get(tenant_id):
                     continue
@@ -249,6 +340,7 @@ class StreamHub:
                     changed[tenant_id] = None
         if changed:
             self.wake(changed)
+        return read_all
 
 
 def hub() -> StreamHub:
