@@ -230,6 +230,20 @@ def test_with_a_shared_cache_on_postgresql_one_listener_leads_and_another_takes_
     second.close()
 
 
+def test_a_listener_elects_on_its_own_apps_cache_whatever_context_is_pushed(make_app):
+    """Built while another app's context is active, or with none (as under gunicorn), in a
+    process that made a second app (a test, a shell), the listener still elects on its own app's
+    shared cache: with the other app's per-process cache it would believe itself alone, and lead
+    beside the elected one."""
+    shared, other = make_app(cache="redis"), make_app()  # the last app made: Flask-Caching's default
+    with other.app_context():
+        within = ChangeListener(shared)
+    outside = ChangeListener(shared)
+    assert (within.election.contested, outside.election.contested) == (True, True)
+    within.close()
+    outside.close()
+
+
 def test_every_tenant_has_a_row_and_the_epoch_is_set(app):
     Builder(app).tenant("acme")
     with app.app_context():

@@ -57,7 +57,10 @@ class ChangeListener:
         self._engine: Engine | None = None
         self._connection: Connection | None = None
         self._failing: str | None = None  # the database failure last logged, until it ends
-        self.election = Election(stats_backend().shared)
+        # This app's cache, whatever context the caller has pushed (or none: under gunicorn the
+        # listener starts outside any): another app's would decide whether to elect at all.
+        with app.app_context():
+            self.election = Election(stats_backend().shared)
         self.catch_up = CatchUp(started=time.time())
 
     # -- the database connection ---------------------------------------------------------------
