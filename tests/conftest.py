@@ -28,6 +28,7 @@ import time_machine
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from flask import has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
@@ -66,6 +67,15 @@ def pytest_collection_modifyitems(config, items):
         chosen = [item for item in items if item.path.name in DATE_SENSITIVE]
         config.hook.pytest_deselected(items=[item for item in items if item not in chosen])
         items[:] = chosen
+
+
+@pytest.fixture(autouse=True)
+def _no_app_context_left():
+    """Fails the test (or fixture) that leaves an app context pushed. Such a context outlives
+    its test on that pytest worker: ``current_app`` then names a stale app in every later test,
+    and code that reaches the cache without a context of its own silently uses that app's."""
+    yield
+    assert not has_app_context(), "an app context was left pushed (a `with app.app_context()` not exited)"
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import time_machine
 from sqlalchemy import event, text
 
 from alignwork import metrics
@@ -21,6 +22,13 @@ STATS = "/api/v1/appointments/mega-stats"
 # Threads on two shared cores can keep one off the CPU longer than the production socket
 # timeout, which would (rightly) bypass the cache; these tests are not about that.
 PATIENT = {"CACHE_REDIS_SOCKET_TIMEOUT": 5}
+
+
+@pytest.fixture(autouse=True)
+def afternoon():
+    """Entries are per local date: no test here may cross Recife's midnight (the clock ticks)."""
+    with time_machine.travel(datetime(2026, 5, 13, 14, tzinfo=timezone.utc), tick=True):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +202,15 @@ def test_an_unreachable_cluster_is_bypassed_and_the_app_still_starts(make_app):
     assert [stats(client)[0] for _ in range(3)] == ["BYPASS"] * 3
     listed = app.test_cli_runner().invoke(args=["cache", "keys"])
     assert listed.exit_code == 1 and "cache unavailable" in listed.output
+
+
+def test_stream_places_keep_their_rules_on_a_cluster(app):
+    from tests.test_stream_caps import check_places
+
+    check_places(app)
+
+
+def test_the_changes_feed_keeps_its_rules_on_a_cluster(app):
+    from tests.test_stream_watch import check_feed
+
+    check_feed(app)

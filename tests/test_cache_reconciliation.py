@@ -1,12 +1,12 @@
 """The reconciliation handshake after an outage (``cache/reconciliation.py``), against a real
-redis-server: it survives FLUSHALL (requests are matched by identity, not by a counter), and a
-worker that receives no request after Redis returns is reconciled all the same (its listener's
-probe asks), so its gate never opens by timeout while a listener runs."""
+redis-server: it survives FLUSHALL of its request or of its answer (requests are matched by
+identity, not by a counter), and a worker that receives no request after Redis returns is
+reconciled all the same (its listener's probe asks), so its gate never opens by timeout while
+a listener runs."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -14,8 +14,9 @@ import pytest
 import time_machine
 from prometheus_client import REGISTRY
 
+from alignwork.cache.keys import RECONCILE_ASKS, RECONCILED_ASKS
 from tests.conftest import Builder
-from tests.redis_servers import RedisServer
+from tests.redis_servers import RedisServer, wait_for
 from tests.test_cache_outage import _book_with_raw_sql, _confirmed, _get, listening  # noqa: F401
 from tests.test_cache_outage import _stop_listeners  # noqa: F401 (a fixture)
 
@@ -73,42 +74,31 @@ def test_a_worker_with_no_request_after_an_outage_is_reconciled_by_its_listener(
         server.stop()
 
 
-def test_the_handshake_survives_flushall_every_half_second(make_app, tmp_path, caplog):
-    """After an outage, FLUSHALL keeps emptying the requests, the answers and the cache: the
-    worker is reconciled all the same (it asks again), never by the timeout."""
+def test_the_handshake_survives_flushall_of_its_request_and_of_its_answer(make_app, tmp_path, caplog):
+    """After an outage, a FLUSHALL takes the worker's request (or, when the listener was the
+    quicker, its first answer), and another takes the next answer before the worker reads it:
+    the worker is reconciled all the same (it asks again), never by the timeout. No request is
+    sent until then, so only the worker's own listener asks (its probe) and nothing reads an
+    answer before the test sees it: each erasure is made when its key is seen on the server,
+    not at a time that may miss it."""
     caplog.set_level(logging.INFO, logger="alignwork")
     server = RedisServer(tmp_path).start()
-    stop = threading.Event()
-
-    def flush() -> None:
-        while not stop.wait(0.5):
-            try:
-                server.client().flushall()
-            except OSError:
-                pass
-
     try:
         _, worker, _ = _deployment(make_app, server)
-        client = worker.test_client()
-        unreconciled = _unreconciled()
+        prefix = worker.config["CACHE_KEY_PREFIX"]
+        asks, answers = prefix + RECONCILE_ASKS, prefix + RECONCILED_ASKS
+        client, unreconciled = worker.test_client(), _unreconciled()
         for round_ in range(3):  # the listener's earlier answers must not stand in for new ones
             server.stop()
             assert _get(client)[0] == "BYPASS"
-            flusher = threading.Thread(target=flush, daemon=True)
             server.start()
-            stop.clear()
-            flusher.start()
-            try:
-                back = time.monotonic()
-                outcomes = []
-                while time.monotonic() - back < 4.0 and (not outcomes or outcomes[-1] == "BYPASS"):
-                    outcomes.append(_get(client)[0])
-                    time.sleep(0.02)
-            finally:
-                stop.set()
-                flusher.join()
-            assert outcomes[-1] != "BYPASS", f"round {round_}: still waiting after 4 s"
+            admin = server.client()
+            wait_for(lambda: admin.exists(asks, answers), 3.0, f"round {round_}: the worker's listener asked")
+            admin.flushall()
+            wait_for(lambda: admin.exists(answers), 3.0, f"round {round_}: an answer after the first was erased")
+            admin.flushall()
+            wait_for(lambda: _get(client)[0] != "BYPASS", 3.0,
+                     f"round {round_}: served from the cache after the answer was erased")
             assert _timeouts(caplog) == [] and _unreconciled() == unreconciled
     finally:
-        stop.set()
         server.stop()

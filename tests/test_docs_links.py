@@ -148,7 +148,7 @@ def named_commands(paths, root: Path = ROOT) -> list[tuple[str, list[str]]]:
             for path in paths for number, text in _code_texts(path) for command in _command_words(text)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def flask_cli(tmp_path_factory):
     """The ``flask`` command line as a user gets it: Flask's own commands (run, shell, routes),
     the plugins' (Flask-Migrate's db, flask-smorest's openapi) and the app's groups."""
@@ -157,8 +157,10 @@ def flask_cli(tmp_path_factory):
                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/docs.sqlite",
                       "CACHE_TYPE": "SimpleCache"}, instance_path=str(folder / "instance"))
     group = FlaskGroup(create_app=lambda: app)
-    context = click.Context(group, obj=ScriptInfo(create_app=lambda: app))
-    return group, context
+    # Closed after each test: looking a command up pushes the app's context onto it (as
+    # ``flask`` does), and a context left pushed would stand in for later tests' missing one.
+    with click.Context(group, obj=ScriptInfo(create_app=lambda: app)) as context:
+        yield group, context
 
 
 def missing_commands(commands, cli) -> list[str]:
