@@ -1,5 +1,6 @@
 """A TCP proxy for failure tests: forwards bytes both ways until told to cut a connection at a
-chosen moment, the way a network or a load balancer loses a connection."""
+chosen moment, the way a network or a load balancer loses a connection, or to cut them all and
+refuse new ones until healed, the way a network partition does."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ class Proxy:
     ``lose_reply_after(marker)``: the next time a client sends bytes containing ``marker``
     (e.g. PostgreSQL's ``COMMIT`` query), they are forwarded to the server, and the
     connection is then cut before the server's reply reaches the client: the server did the
-    work, the client never hears of it."""
+    work, the client never hears of it.
+
+    ``cut()``: every connection carried is closed, and each new one is closed at once until
+    ``heal()``: a partition, which both ends see as connections closed."""
 
     def __init__(self, target: tuple[str, int]):
         self.target = target
@@ -23,6 +27,7 @@ class Proxy:
         self._cut = threading.Event()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
+        self.open = True
         threading.Thread(target=self._accept, daemon=True).start()
 
     def lose_reply_after(self, marker: bytes) -> threading.Event:
@@ -38,11 +43,28 @@ class Proxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(self.target)
-            self._sockets += [client, server]
+            with self._lock:
+                try:
+                    if not self.open:
+                        raise ConnectionRefusedError
+                    server = socket.create_connection(self.target)
+                except OSError:
+                    self._close(client)
+                    continue
+                self._sockets += [client, server]
             pair = {"cut": False}
             threading.Thread(target=self._pump, args=(client, server, pair, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, pair, False), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            self.open = False
+            carried, self._sockets = self._sockets, []
+        self._close(*carried)
+
+    def heal(self) -> None:
+        with self._lock:
+            self.open = True
 
     def _pump(self, source: socket.socket, sink: socket.socket, pair: dict, from_client: bool) -> None:
         try:

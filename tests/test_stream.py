@@ -305,8 +305,11 @@ def test_a_ticket_opens_one_stream_once_and_resumes_with_last_event_id(stack):
     time.sleep(0.01)
     subprocess.run([sys.executable, "-m", "flask", "tenants", "revoke-tokens", tenant], cwd=ROOT,
                    env=stack.server.env, check=True, capture_output=True)
-    time.sleep(1.0)  # within a listener tick the server knows
-    assert stack.open(None, query=f"?ticket={ticket['ticket']}").status == 401
+    deadline = time.monotonic() + 5  # a listener tick or so: once the token itself is refused ...
+    while (refused := stack.server.request("GET", STATS, token=token)[0]) != 401 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert refused == 401
+    assert stack.open(None, query=f"?ticket={ticket['ticket']}").status == 401  # ... so is its ticket
 
 
 def _short_token(server: Server, tenant: str, seconds: int) -> str:

@@ -67,7 +67,7 @@ def test_a_psql_insert_shows_within_a_second_and_a_reload_is_survived(tmp_path, 
     assert max(lags) <= 1.0, lags
 
     polls = [url for url in requests if url.endswith("/mega-stats")]
-    time.sleep(3)  # live and quiet: no polling
+    page.wait_for_timeout(3000)  # live and quiet: no polling (Playwright delivers events while waiting)
     assert [url for url in requests if url.endswith("/mega-stats")] == polls
 
     stack.server.process.send_signal(signal.SIGHUP)  # new workers; the old ones end their streams
@@ -120,3 +120,26 @@ def test_three_tabs_share_one_stream(tmp_path, context):
     stack.insert(tenant, patient)
     for page in pages[1:]:
         _until(lambda: _shows_total(page, before + 2), 5)
+
+
+def test_an_unchanging_dashboard_sends_one_request_a_stream_lifetime(tmp_path, context):
+    """Quiet: with nothing changing, the page's only requests are the stream's reconnects at the
+    end of its lifetime (here 4 s; an hour by default), where polling would send one every 30 s."""
+    lifetime = 4
+    stack = _start(tmp_path, "sqlite-simple", workers=1, env={"ALIGNWORK_STREAM_MAX_SECONDS": str(lifetime)})
+    _, token, _ = stack.tenant()
+    page = context().new_page()
+    # Polling every 2 s when not live, so that a poll while live would show within the window.
+    page.goto(f"http://127.0.0.1:{stack.server.port}/?poll=2#token={token}")
+    wait_for(page, "document.body.dataset.live === 'live'")
+    _until(lambda: bool(page_counts(page)), 5)
+    requests: list = []
+    page.on("request", lambda request: requests.append(request.url))
+    window = 14
+    page.wait_for_timeout(window * 1000)  # (Playwright delivers the page's events while waiting)
+    streams = [url for url in requests if "/mega-stats/stream" in url]
+    assert [url for url in requests if url not in streams] == []  # no polls, nothing else
+    # A lifetime is 4 s less up to a tenth of jitter: at most one reconnect per 3.6 s, at least
+    # one per 4 s plus the retry (1 to 2 s here).
+    assert window // (lifetime + 2) <= len(streams) <= window / (lifetime * 0.9) + 1, streams
+    assert page.evaluate("document.body.dataset.live") == "live"
