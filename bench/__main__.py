@@ -23,13 +23,13 @@ from .databases import Database, postgres_problem, postgres_scratch, server_vers
 from .plan import Plan, parse_args
 from .report import Report, machine, previous_ratios, regressions
 from .scenarios import (Context, change_latency, fleet, growth, hit_floor, listener_idle, midnight, miss_scale,
-                        outage, profile, stampede)
+                        outage, profile, stampede, streams)
 from .stack import STATS_TTL, Stack
 
 RUNNERS = {"hit": hit_floor.run, "miss": miss_scale.run, "stampede": stampede.run,
            "outage": outage.run, "growth": growth.run, "profile": profile.run, "fleet": fleet.run,
            "latency": change_latency.run, "midnight": midnight.run,
-           "listener": listener_idle.run}
+           "listener": listener_idle.run, "streams": streams.run}
 DEFAULT_OUTPUT = Path(__file__).with_name("RESULTS.md")
 
 

@@ -50,6 +50,15 @@ def send(url: str, token: str | None = None, method: str = "GET", headers: dict[
 def metrics(base_url: str, admin_token: str) -> dict[str, int] | None:
     """The server's cache counters summed over its workers, or None while the endpoint does
     not answer them (absent, refused or malformed)."""
+    data = summary(base_url, admin_token)
+    try:
+        return None if data is None else {name: int(data[name]) for name in METRIC_NAMES}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def summary(base_url: str, admin_token: str) -> dict | None:
+    """Everything cache-metrics answers (the streams' gauges among it), or None."""
     parts = urlsplit(base_url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
@@ -59,8 +68,8 @@ def metrics(base_url: str, admin_token: str) -> dict[str, int] | None:
         if response.status != 200:
             return None
         data = json.loads(body)
-        return {name: int(data[name]) for name in METRIC_NAMES}
-    except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException):
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError, http.client.HTTPException):
         return None
     finally:
         conn.close()

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 SCENARIOS = ("hit", "miss", "stampede", "outage", "growth", "profile", "fleet", "latency", "midnight",
-             "listener")
+             "listener", "streams")
 DATABASES = ("sqlite", "postgresql")
 CACHES = ("simple", "redis", "cluster")  # cluster: RedisClusterCache on three private primaries
 WORKER_CLASSES = ("gevent", "sync", "gthread")  # gevent: the shipped default
@@ -53,6 +53,14 @@ class Plan:
     ratio_seconds: int = 15  # per measurement; ``repeats`` alternated pairs
     listener_sizes: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)  # tenants, scenario 10
     listener_seconds: float = 90.0  # of idle ticking per size: the listener's periodic work included
+    streams_tenants: int = 500  # scenario 11's capacity: this many tenants ...
+    streams_per_tenant: int = 10  # ... with this many streams each (5,000; STREAMS_PER_TENANT is 20)
+    streams_latency_tenants: int = 100  # its latency: 1,000 streams
+    streams_writes: int = 30  # of each kind, API and psql, one tenant each
+    streams_idle_seconds: float = 20.0  # the idle CPU window: at least one keep-alive (15 s)
+    streams_quiet: int = 20  # streams of the short-lived variant, reconnecting ...
+    streams_quiet_lifetime: int = 5  # ... with this STREAM_MAX_SECONDS ...
+    streams_quiet_seconds: float = 15.0  # ... for this long
     redis_url: str = "redis://127.0.0.1:6379/0"
     postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     output: str = ""
@@ -69,7 +77,8 @@ QUICK = dict(
     stampede_requests=20, stampede_rounds=1, outage_seconds=1, growth_tenants=10, growth_zones=3,
     fleet_tenants=10, fleet_interval=1.0, fleet_jitter=0.2, fleet_read_seconds=2, fleet_write_seconds=3,
     fleet_write_every=6, ratio_tenants=(3, 30), ratio_seconds=1, listener_sizes=(100, 1000),
-    listener_seconds=1.5,
+    listener_seconds=1.5, streams_tenants=5, streams_latency_tenants=5, streams_writes=3,
+    streams_idle_seconds=1.5, streams_quiet=5, streams_quiet_lifetime=1, streams_quiet_seconds=5.0,
     worker_classes=("gevent",),
 )
 
@@ -78,7 +87,8 @@ def parse_args(argv: list[str] | None = None) -> Plan:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Measure the mega-stats cache against a floor route, the miss path at scale, "
-                    "a stampede, a Redis outage, memory growth and a fleet of polling dashboards; "
+                    "a stampede, a Redis outage, memory growth, a fleet of polling dashboards and "
+                    "live dashboards' streams; "
                     "print one table and write "
                     "bench/RESULTS.md.",
     )

@@ -74,6 +74,26 @@ class Server:
                         pids.append(int(entry.name))
         return sorted(pids)
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the master and its workers so far, from ``/proc/<pid>/stat``."""
+        ticks = 0
+        for pid in (self.process.pid, *self.worker_pids()):
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def pss_kib(self) -> dict[int, int]:
+        """Proportional set size of each worker (its share of pages shared with the master and
+        the other workers), from ``/proc/<pid>/smaps_rollup``."""
+        sizes = {}
+        for pid in self.worker_pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        sizes[pid] = int(line.split()[1])
+        return sizes
+
     def rss_mib(self) -> dict[int, float]:
         """Resident memory of each worker, from ``/proc/<pid>/status``."""
         sizes = {}
@@ -197,10 +217,12 @@ class Stack:
         self._apps.clear()
 
     @contextlib.contextmanager
-    def server(self, database: Database, settings: ServerSettings, wsgi: str = "bench.wsgi:app") -> Iterator[Server]:
+    def server(self, database: Database, settings: ServerSettings, wsgi: str = "bench.wsgi:app",
+               env: dict[str, str] | None = None) -> Iterator[Server]:
         """gunicorn serving the app (or another ``wsgi`` callable, e.g. ``bench.bare:app``) on a
-        free loopback port until the block ends."""
+        free loopback port until the block ends; ``env`` adds or overrides settings."""
         port = free_port()
+        extra = env or {}
         env = {
             **self.app_env(database, settings.cache, settings.redis_url),
             "GUNICORN_WORKER_CLASS": settings.worker_class,
@@ -208,6 +230,7 @@ class Stack:
             **self.server_env,
             # Each server's workers share their metrics here, and only here.
             "PROMETHEUS_MULTIPROC_DIR": str(self.run_dir / f"metrics-{port}"),
+            **extra,
         }
         args = [BIN / "gunicorn", "-c", "gunicorn.conf.py", "-w", str(settings.workers),
                 "-b", f"127.0.0.1:{port}", wsgi]

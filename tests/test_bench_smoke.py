@@ -60,7 +60,8 @@ def test_quick_run_covers_every_scenario_its_backends_allow(quick_run):
     _, *rows = table_rows(printed)
     scenarios = {row[0] for row in rows}
     # The outage and the change latency need Redis, which this run (SimpleCache) leaves out on purpose.
-    assert scenarios == {"1 HIT vs floor", "2 MISS at scale", "3 stampede", "5 growth", "6 profile", "7 fleet"}
+    assert scenarios == {"1 HIT vs floor", "2 MISS at scale", "3 stampede", "5 growth", "6 profile", "7 fleet",
+                         "11 streams"}
     measures = {row[2] for row in rows}
     assert {"HIT / floor throughput", "SQL statements per computation", "failed requests"} <= measures
     judged = {row[2] for row in rows if row[5] != "—"}

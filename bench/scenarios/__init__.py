@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import client, wrk
@@ -19,6 +20,9 @@ from ..stack import Server, Stack
 CLINIC = "clinic"
 MEGA_STATS = "/api/v1/appointments/mega-stats"
 FLOOR = "/bench/floor"
+#: Zones to choose from: the one nearest local noon, so no run crosses a local midnight.
+MIDDAY_ZONES = ("UTC", "Europe/Berlin", "Asia/Kolkata", "Asia/Tokyo", "Pacific/Auckland", "Pacific/Honolulu",
+                "America/Los_Angeles", "America/New_York", "America/Recife", "Asia/Dubai", "Asia/Bangkok")
 
 
 def zones() -> list[str]:
@@ -26,6 +30,18 @@ def zones() -> list[str]:
     stampede its cold keys from the end, so no scenario finds another's entries."""
     skip = ("Etc/", "SystemV/", "posix/", "right/", "US/", "Canada/", "Brazil/", "Mexico/", "Chile/")
     return sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(skip))
+
+
+def midday_zone() -> zoneinfo.ZoneInfo:
+    """The zone of :data:`MIDDAY_ZONES` nearest its local noon now: a scenario whose tenants live
+    there sees no local midnight (and no midnight wake of a stream) while it runs."""
+    now = datetime.now(timezone.utc)
+
+    def from_noon(name: str) -> float:
+        local = now.astimezone(zoneinfo.ZoneInfo(name))
+        return abs(local.hour + local.minute / 60 - 12)
+
+    return zoneinfo.ZoneInfo(min(MIDDAY_ZONES, key=from_noon))
 
 
 @dataclass

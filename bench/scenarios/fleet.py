@@ -30,15 +30,12 @@ from ..dashboards import Dashboard, Fleet, Poll
 from ..freshness import Write, judge
 from ..report import median, percentile
 from ..stack import ServerSettings
-from . import MEGA_STATS, Context, tenant_scale
+from . import MEGA_STATS, Context, midday_zone, tenant_scale
 
 SCENARIO = "7 fleet"
 APPOINTMENTS = "/api/v1/appointments"
 MIX = ((0.6, 1), (0.3, 2), (0.1, 5))  # share of tenants, dashboards each
 CALIBRATION_WRITES = 5  # of each kind, on a tenant nobody polls
-#: Zones to choose from: the one nearest local noon, so no run crosses a local midnight.
-ZONES = ("UTC", "Europe/Berlin", "Asia/Kolkata", "Asia/Tokyo", "Pacific/Auckland", "Pacific/Honolulu",
-         "America/Los_Angeles", "America/New_York", "America/Recife", "Asia/Dubai", "Asia/Bangkok")
 SEED = 9
 
 
@@ -54,7 +51,7 @@ class Tenant:
 def run(ctx: Context) -> None:
     plan = ctx.plan
     rng = random.Random(SEED)
-    zone = _midday_zone()
+    zone = midday_zone()
     path = f"{MEGA_STATS}?tz={zone.key}"
     tenants = _tenants(ctx, zone, plan.fleet_tenants, max(plan.ratio_tenants))
     polled, calibration = tenants[: plan.fleet_tenants], tenants[-1]
@@ -65,16 +62,6 @@ def run(ctx: Context) -> None:
         dashboards = [Dashboard(t.id, t.token) for t in tenants[:-1]]
         ratio = tenant_scale.measure(ctx, server, path, dashboards, SEED)
     _report(ctx, settings, per_write, fleet, ratio, polled)
-
-
-def _midday_zone() -> ZoneInfo:
-    now = datetime.now(timezone.utc)
-
-    def from_noon(name: str) -> float:
-        local = now.astimezone(ZoneInfo(name))
-        return abs(local.hour + local.minute / 60 - 12)
-
-    return ZoneInfo(min(ZONES, key=from_noon))
 
 
 def _settings(ctx: Context) -> ServerSettings:
