@@ -90,6 +90,26 @@ def _clock_before_midnight(request):
         yield
 
 
+AFTERNOON = datetime(2026, 5, 13, 14, tzinfo=timezone.utc)
+"""A Wednesday, mid-month: 11:00 in Recife, 23:00 in Tokyo, 04:00 in Kiritimati, 09:00 in
+Chicago. Every zone the tests poll is at least 50 minutes from the ten minutes before its
+midnight in which a shared cache also computes tomorrow's entry."""
+
+
+@pytest.fixture
+def afternoon():
+    """The clock at AFTERNOON, ticking, for a test that counts entries, computations or HITs.
+
+    Entries are per local date, and in the last minutes before a zone's midnight a poll on a
+    shared cache computes tomorrow's entry as well; a test that ran then, or across midnight,
+    would see a second key, a second computation or a MISS where it expects a HIT. time_machine
+    moves this process's clock only, so a test whose server is a subprocess picks its tenant's
+    zone with ``zone_far_from_midnight`` instead. Opt in with
+    ``pytestmark = pytest.mark.usefixtures("afternoon")`` (before the app is made)."""
+    with time_machine.travel(AFTERNOON, tick=True):
+        yield
+
+
 def service_missing(reason: str) -> None:
     """Skip with a visible reason, or fail when the services are required."""
     if REQUIRE_SERVICES:

@@ -10,22 +10,15 @@ from pathlib import Path
 
 import pytest
 import redis
-import time_machine
 from sqlalchemy import text
 
 from alignwork.extensions import db
 from tests.conftest import REDIS_URL, Builder
 
+pytestmark = pytest.mark.usefixtures("afternoon")  # entries are per local date
+
 ROOT = Path(__file__).resolve().parents[1]
 STATS = "/api/v1/appointments/mega-stats"
-
-
-@pytest.fixture(autouse=True)
-def afternoon():
-    """Entries are per local date: keep every test of this module on one (a Wednesday afternoon
-    in Recife and evening in Tokyo), the clock ticking."""
-    with time_machine.travel(datetime(2026, 5, 13, 14, tzinfo=timezone.utc), tick=True):
-        yield
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import time_machine
 from sqlalchemy import event, text
 
 from alignwork import metrics
@@ -18,17 +17,12 @@ from tests.conftest import Builder
 from tests.ports import free_port
 from tests.redis_servers import Cluster
 
+pytestmark = pytest.mark.usefixtures("afternoon")  # entries are per local date
+
 STATS = "/api/v1/appointments/mega-stats"
 # Threads on two shared cores can keep one off the CPU longer than the production socket
 # timeout, which would (rightly) bypass the cache; these tests are not about that.
 PATIENT = {"CACHE_REDIS_SOCKET_TIMEOUT": 5}
-
-
-@pytest.fixture(autouse=True)
-def afternoon():
-    """Entries are per local date: no test here may cross Recife's midnight (the clock ticks)."""
-    with time_machine.travel(datetime(2026, 5, 13, 14, tzinfo=timezone.utc), tick=True):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from prometheus_client import REGISTRY
 from alignwork.cache.backend import stats_backend
 from tests.conftest import Builder
 
+pytestmark = pytest.mark.usefixtures("afternoon")  # entries are per local date
+
 STATS = "/api/v1/appointments/mega-stats?tenantId=acme"
 
 

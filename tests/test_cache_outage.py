@@ -13,7 +13,6 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import time_machine
 from sqlalchemy import text
 
 from alignwork.extensions import db
@@ -21,22 +20,18 @@ from alignwork.services.changes import generations, listener
 from tests.conftest import Builder
 from tests.redis_servers import RedisServer
 
+pytestmark = pytest.mark.usefixtures("afternoon")  # entries are per local date
+
 STATS = "/api/v1/appointments/mega-stats?tenantId=acme"
 BACKOFF = 0.6
-
-
-@pytest.fixture(autouse=True)
-def afternoon():
-    """Entries are per local date: no test here may cross Recife's midnight (the clock ticks)."""
-    with time_machine.travel(datetime(2026, 5, 13, 14, tzinfo=timezone.utc), tick=True):
-        yield
 
 
 _listeners: list = []
 
 
 @pytest.fixture(autouse=True)
-def _stop_listeners():
+def _stop_listeners(afternoon):
+    """Stops the listeners a test started, before the clock goes back to today."""
     yield
     while _listeners:
         _listeners.pop().set()

@@ -11,7 +11,6 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import time_machine
 from prometheus_client import REGISTRY
 
 from alignwork.cache.keys import RECONCILE_ASKS, RECONCILED_ASKS
@@ -20,13 +19,9 @@ from tests.redis_servers import RedisServer, wait_for
 from tests.test_cache_outage import _book_with_raw_sql, _confirmed, _get, listening  # noqa: F401
 from tests.test_cache_outage import _stop_listeners  # noqa: F401 (a fixture)
 
+pytestmark = pytest.mark.usefixtures("afternoon")  # entries are per local date
+
 BACKOFF = 0.6
-
-
-@pytest.fixture(autouse=True)
-def afternoon():
-    with time_machine.travel(datetime(2026, 5, 13, 14, tzinfo=timezone.utc), tick=True):
-        yield
 
 
 def _unreconciled() -> float:

@@ -34,6 +34,7 @@ def _settings(sentinels, prefix: str) -> dict:
             "CACHE_BACKOFF_SECONDS": BACKOFF}
 
 
+@pytest.mark.usefixtures("afternoon")  # a MISS, then HITs: all on one local date
 def test_reads_go_to_the_master_not_a_lagging_replica(make_app, sentinels):
     prefix = f"alignwork-test-{uuid.uuid4().hex[:8]}:"
     app = make_app(**_settings(sentinels, prefix))

@@ -13,6 +13,8 @@ from alignwork.services.changes import generations
 from tests.conftest import Builder, TenantClient, stamp_head
 from tests.redis_servers import RedisServer
 
+pytestmark = pytest.mark.usefixtures("afternoon")  # entries are per local date
+
 STATS = "/api/v1/appointments/mega-stats?tenantId=acme"
 PASSWORD = "s3cret-" + uuid.uuid4().hex[:6]
 

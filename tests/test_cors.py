@@ -12,6 +12,8 @@ from alignwork import create_app
 from alignwork.config import ConfigurationError
 from tests.conftest import Builder, token_for
 
+pytestmark = pytest.mark.usefixtures("afternoon")  # entries are per local date
+
 ROOT = Path(__file__).resolve().parents[1]
 ALLOWED = "http://localhost:5173"
 OTHER = "http://localhost:5174"

@@ -11,6 +11,7 @@ from tests.conftest import Builder, token_for
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.usefixtures("afternoon")  # a MISS, then a HIT: both on one local date
 def test_a_page_on_another_origin_reads_mega_stats_and_x_cache(make_app, serve, context):
     other = serve(Response("<!doctype html><title>clinic front-end</title><p>front-end</p>", mimetype="text/html"))
     port = other.url.rsplit(":", 1)[1]

@@ -221,9 +221,8 @@ def test_the_dashboard_names_the_clinic_and_the_zone_and_date_of_its_numbers(sao
     # The API's date is the date in that zone, read just now (or a moment ago, before a midnight).
     after = datetime.now(ZoneInfo(zone))
     assert day in {after.date().isoformat(), (after - timedelta(seconds=10)).date().isoformat()}
-    words = page_scope(page)["dateText"]
-    named = date.fromisoformat(day)
-    assert words == english_date(named)  # the page's language, not the browser's (en-GB)
+    shown = page_scope(page)  # its date and the words for it in one read, whatever a poll brings
+    assert shown["dateText"] == english_date(date.fromisoformat(shown["date"]))  # the page's language, not en-GB
 
     wait_for(page, "document.querySelector('[data-field=\"clinic\"]').textContent !== 'Appointments'")
     assert page_scope(page)["clinic"] == api(server.url, TENANT, token)[2]["name"] == SAO_JOSE_NAME
@@ -375,9 +374,11 @@ def test_dates_and_times_are_in_the_pages_language_not_the_browsers(clinic, serv
     wait_for(page, "!document.querySelector('[data-field=\"scope\"]').hidden")
     assert page.evaluate("navigator.language") == "pt-BR"
 
-    day = date.fromisoformat(page.get_attribute('[data-field="local-date"]', "datetime"))
-    scope = " ".join(page.locator('[data-field="scope"]').inner_text().split())
-    assert scope == f"Appointments for {english_date(day)}, time zone America/Recife"
+    day, scope = page.evaluate("""() => [  // in one read, whatever a poll brings
+        document.querySelector('[data-field="local-date"]').getAttribute('datetime'),
+        document.querySelector('[data-field="scope"]').innerText]""")
+    scope = " ".join(scope.split())
+    assert scope == f"Appointments for {english_date(date.fromisoformat(day))}, time zone America/Recife"
     instant, text = shown_time(page, "checked")
     assert text == instant.astimezone(ZoneInfo("America/Recife")).strftime("%H:%M:%S") + " GMT-3"
     print("dashboard in a Portuguese browser:", screenshot(page, "dashboard-pt-BR-browser"))
