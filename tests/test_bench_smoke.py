@@ -21,10 +21,25 @@ HEADERS = ["Scenario", "Configuration", "Measure", "Value", "Unit", "Target", "R
 
 
 def table_rows(text: str) -> list[list[str]]:
-    """The cells of the one markdown table in ``text``, header first, separator dropped."""
-    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    """The cells of the one markdown table in ``text``, header first, separator dropped.
+
+    Lines in fenced blocks are not the table's: a profile's call tree draws its branches with
+    ``|`` and can start a line with ``| ``, depending on what the samples caught."""
+    lines, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("| "):
+            lines.append(line)
     rows = [[cell.strip() for cell in line.strip().strip("|").split(" | ")] for line in lines]
     return [row for row in rows if set(row) != {"---"}]
+
+
+def test_table_rows_are_the_tables_not_a_fenced_call_tree():
+    text = ("| Scenario | Value |\n| --- | --- |\n| 1 HIT | 0.9 |\n\n## Profile\n\n```\n"
+            "100.0% _profile\n|- 98.0% FlaskClient.get\n|  `- 40.0% Flask.__call__\n"
+            "`- 2.0% other\n```\n")
+    assert table_rows(text) == [["Scenario", "Value"], ["1 HIT", "0.9"]]
 
 
 @pytest.fixture(scope="module")
