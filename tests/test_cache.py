@@ -371,6 +371,59 @@ def test_stampede_across_two_app_instances_sharing_redis(make_app):
     assert outcomes.count("MISS") == 1 and outcomes.count("HIT") == 31
 
 
+def _commands(server) -> int:
+    return server.client().info("stats")["total_commands_processed"]
+
+
+@pytest.mark.usefixtures("afternoon")
+def test_waiters_in_one_process_wait_for_one_read_through_not_on_the_cache(make_app, private_redis):
+    """32 requests for one cold entry in one process (a gevent worker holds that many): one
+    takes the cache's lock and computes, the others wait for it in the process. Polling the cache
+    every 10 ms each, they sent about a hundred reads a second apiece, which under gevent kept
+    greenlets past the socket timeout and turned a stampede into BYPASSes."""
+    app = make_app(cache="redis", CACHE_REDIS_URL=private_redis.url, **PATIENT_REDIS)
+    Builder(app).tenant("acme")
+    computations: list[str] = []
+    _slow_stats_statements(app, computations, delay=0.5)
+    before = _commands(private_redis)
+    outcomes = _release_together([app.test_client()], n=32)
+    sent = _commands(private_redis) - before
+    assert len(computations) == 1
+    assert sorted(outcomes) == ["HIT"] * 31 + ["MISS"]
+    # A cold request reads two or three keys, and the one computing about ten: 122 here.
+    # Polling every 10 ms for the 0.5 s computation, the waiters sent 1,759.
+    assert sent < 32 * 6, f"{sent} commands for 32 requests"
+
+
+@pytest.mark.usefixtures("afternoon")
+def test_a_request_after_a_write_does_not_take_the_answer_of_one_from_before_it(make_app):
+    """A request that read the generation a write left must not be handed the answer of a
+    request still computing from before that write: the flight is the entry's key *and* the
+    generation read."""
+    app = make_app(database="postgresql", cache="redis", **PATIENT_REDIS)
+    build = Builder(app)
+    build.tenant("acme")
+    patient = build.patient("acme")
+    counted = threading.Event()
+
+    def after(conn, cursor, statement, *args):
+        if "FILTER" in statement and not counted.is_set():
+            counted.set()  # the first request has its counts (no write yet): it stores them late
+            time.sleep(0.6)
+
+    with app.app_context():
+        event.listen(db.engine, "after_cursor_execute", after)
+    first: list = []
+    early = threading.Thread(target=lambda: first.append(stats(app.test_client())))
+    early.start()
+    assert counted.wait(10)
+    build.appointments("acme", [(_soon(), "confirmed")], patient_id=patient)  # committed, and the cache told
+    outcome, after_write = stats(app.test_client())
+    early.join(10)
+    assert first[0][1]["today"]["confirmed"] == 0  # what the first request counted, before the write
+    assert (outcome, after_write["today"]["confirmed"]) == ("MISS", 1)
+
+
 def test_a_waiter_that_times_out_computes_by_itself(make_app, cache_backend):
     app = make_app(cache=cache_backend, STATS_LOCK_WAIT_SECONDS=0.05, **PATIENT_REDIS)
     Builder(app).tenant("acme")

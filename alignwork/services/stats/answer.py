@@ -29,11 +29,14 @@ from ...periods import local_date, parse_timezone
 from .. import tenants
 from ..changes import generations
 from . import entries, midnight
+from .flights import Flights
 from ..exceptions import DATABASE_ERRORS, is_transient
 from .entries import Entry
 
 LOCK_POLL_SECONDS = 0.01
 LOCK_RETRY_EVERY = 10  # polls: waiters look for the value often, try the lock seldom
+
+_flights: Flights[tuple[Outcome, Entry]] = Flights()  # this process's read-throughs under way
 
 
 class Outcome(str, enum.Enum):
@@ -223,17 +226,36 @@ def _lock_timeout() -> int:
 
 
 def _read_through(snapshot: Snapshot) -> tuple[Outcome, Entry]:
-    """One computation per key while the others poll for its result, else the database alone
-    (cache unavailable, or the computing request slow or gone).
+    """One computation per key: in this process one request goes to the cache for it and the
+    others wait for its answer (``flights.py``); across processes, the cache's lock.
+
+    A request that waited here answers as the one it waited for would have if it had polled:
+    HIT when that one stored the entry, BYPASS when the cache could not be used.
+    """
+    if not snapshot.cache_used:
+        return _compute_and_store(snapshot, None)
+    deadline = time.monotonic() + _config("STATS_LOCK_WAIT_SECONDS")
+    flight = (id(current_app._get_current_object()), str(snapshot.key), snapshot.generation)
+    shared = _flights.share(flight, lambda: _read_through_cache(snapshot, deadline),
+                            wait=max(deadline - time.monotonic(), 0.0))
+    if shared is None:  # the one waited for failed or was slow: as if there had been none
+        return _read_through_cache(snapshot, deadline)
+    (outcome, entry), led = shared
+    if led or outcome is Outcome.BYPASS:
+        return outcome, entry
+    return Outcome.HIT, entry
+
+
+def _read_through_cache(snapshot: Snapshot, deadline: float) -> tuple[Outcome, Entry]:
+    """One computation per key while the others poll the cache for its result until
+    ``deadline``, else the database alone (cache unavailable, or the computing request slow or
+    gone).
 
     The generation was read before the database, so counts computed from a snapshot older than
     a write are stored under the generation that write retired, and never served.
     """
-    if not snapshot.cache_used:
-        return _compute_and_store(snapshot, None)
     backend = stats_backend()
     key, tenant_id = str(snapshot.key), snapshot.tenant.id
-    deadline = time.monotonic() + _config("STATS_LOCK_WAIT_SECONDS")
     polls = 0
     while True:
         if polls % LOCK_RETRY_EVERY == 0:  # the holder may have failed to store its result
