@@ -2,12 +2,11 @@
 
 The shared lock already makes one computation of an entry across every worker, but each of
 its waiters polls the cache every ``LOCK_POLL_SECONDS`` until the entry appears. Under gevent a
-worker holds every request that arrives at once, so a stampede of 200 polls put 50 waiters in
-each worker, each sending a hundred cache reads a second. That load kept greenlets off the CPU
-past the Redis socket timeout; the timeouts opened the worker's breaker, and its waiters then
-answered BYPASS from the database: up to 135 computations in one round instead of one. Here the
-first request for an entry (the leader) takes the shared path, and the others in this process
-wait on an event for its answer, without touching the cache.
+worker holds every request that arrives at once, so a stampede of 200 polls put about 50
+waiters in each worker, each sending a hundred cache reads a second (32 waiters on a 0.5 s
+computation: 1,759 commands, against 122 with flights). Here the first request for an entry
+(the leader) takes the shared path, and the others in this process wait on an event for its
+answer, without touching the cache.
 
 A flight is keyed by the entry's key *and the generation its requests read*: a request that read
 a newer generation than the leader (a write returned in between) must not be handed counts that
