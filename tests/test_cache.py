@@ -396,7 +396,7 @@ def test_waiters_in_one_process_wait_for_one_read_through_not_on_the_cache(make_
 
 
 @pytest.mark.usefixtures("afternoon")
-def test_a_request_after_a_write_does_not_take_the_answer_of_one_from_before_it(make_app):
+def test_a_request_after_a_write_does_not_take_the_answer_of_one_from_before_it(make_app, monkeypatch):
     """A request that read the generation a write left must not be handed the answer of a
     request still computing from before that write: the flight is the entry's key *and* the
     generation read."""
@@ -404,15 +404,23 @@ def test_a_request_after_a_write_does_not_take_the_answer_of_one_from_before_it(
     build = Builder(app)
     build.tenant("acme")
     patient = build.patient("acme")
-    counted = threading.Event()
+    counted, release = threading.Event(), threading.Event()
 
     def after(conn, cursor, statement, *args):
         if "FILTER" in statement and not counted.is_set():
-            counted.set()  # the first request has its counts (no write yet): it stores them late
-            time.sleep(0.6)
+            counted.set()  # the first request has its counts (no write yet) and holds its flight
+            release.wait(10)
 
     with app.app_context():
         event.listen(db.engine, "after_cursor_execute", after)
+    share = stats_answer._flights.share
+
+    def share_then_release(key, lead, wait):  # the second request: in the air beside the first
+        if counted.is_set():
+            threading.Timer(0.3, release.set).start()
+        return share(key, lead, wait)
+
+    monkeypatch.setattr(stats_answer._flights, "share", share_then_release)
     first: list = []
     early = threading.Thread(target=lambda: first.append(stats(app.test_client())))
     early.start()
@@ -420,6 +428,7 @@ def test_a_request_after_a_write_does_not_take_the_answer_of_one_from_before_it(
     build.appointments("acme", [(_soon(), "confirmed")], patient_id=patient)  # committed, and the cache told
     outcome, after_write = stats(app.test_client())
     early.join(10)
+    assert release.is_set()
     assert first[0][1]["today"]["confirmed"] == 0  # what the first request counted, before the write
     assert (outcome, after_write["today"]["confirmed"]) == ("MISS", 1)
 

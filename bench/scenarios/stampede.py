@@ -8,7 +8,8 @@ are released, so they reach every worker at once.
 
 Computations are counted from the cache metrics when the server has them (the authority: they
 count ``compute_stats`` calls in every worker), and always from the answers: each MISS or
-BYPASS answer is one computation, a HIT is none.
+BYPASS answer is at most one computation (a BYPASS may have waited for another request in its
+worker that computed), a HIT is none.
 """
 
 from __future__ import annotations

@@ -36,14 +36,15 @@ from .entries import Entry
 LOCK_POLL_SECONDS = 0.01
 LOCK_RETRY_EVERY = 10  # polls: waiters look for the value often, try the lock seldom
 
-_flights: Flights[tuple[Outcome, Entry]] = Flights()  # this process's read-throughs under way
-
 
 class Outcome(str, enum.Enum):
     HIT = "HIT"  # served from the cache
     MISS = "MISS"  # computed and stored
-    BYPASS = "BYPASS"  # computed; the cache could not be used
+    BYPASS = "BYPASS"  # not from the cache, which could not be used (computed, or waited for one that was)
     STALE = "STALE"  # the database could not be read: the last stored numbers
+
+
+_flights: Flights[tuple[Outcome, Entry]] = Flights()  # this process's read-throughs under way
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,9 @@ def _read_through(snapshot: Snapshot) -> tuple[Outcome, Entry]:
     if not snapshot.cache_used:
         return _compute_and_store(snapshot, None)
     deadline = time.monotonic() + _config("STATS_LOCK_WAIT_SECONDS")
-    flight = (id(current_app._get_current_object()), str(snapshot.key), snapshot.generation)
+    if snapshot.generation is None:  # no generation to tell a flight from before a write: alone
+        return _read_through_cache(snapshot, deadline)
+    flight = (current_app._get_current_object(), str(snapshot.key), snapshot.generation)
     shared = _flights.share(flight, lambda: _read_through_cache(snapshot, deadline),
                             wait=max(deadline - time.monotonic(), 0.0))
     if shared is None:  # the one waited for failed or was slow: as if there had been none

@@ -8,9 +8,9 @@ computation: 1,759 commands, against 122 with flights). Here the first request f
 (the leader) takes the shared path, and the others in this process wait on an event for its
 answer, without touching the cache.
 
-A flight is keyed by the entry's key *and the generation its requests read*: a request that read
-a newer generation than the leader (a write returned in between) must not be handed counts that
-may predate that write, so it leads a flight of its own.
+A flight is keyed by the app, the entry's key *and the generation its requests read*: a request
+that read a newer generation than the leader (a write returned in between) must not be handed
+counts that may predate that write, so it leads a flight of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ T = TypeVar("T")
 
 
 class _Flight(Generic[T]):
+    """One read-through under way: landed once its leader returned or raised."""
+
     __slots__ = ("landed", "result")
 
     def __init__(self) -> None:
@@ -59,5 +61,6 @@ class Flights(Generic[T]):
             flight.landed.set()
 
     def under_way(self) -> int:
+        """How many flights are in the air: none once every leader has returned or raised."""
         with self._lock:
             return len(self._flying)
