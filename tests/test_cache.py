@@ -379,8 +379,7 @@ def _commands(server) -> int:
 def test_waiters_in_one_process_wait_for_one_read_through_not_on_the_cache(make_app, private_redis):
     """32 requests for one cold entry in one process (a gevent worker holds that many): one
     takes the cache's lock and computes, the others wait for it in the process. Polling the cache
-    every 10 ms each, they sent about a hundred reads a second apiece, which under gevent kept
-    greenlets past the socket timeout and turned a stampede into BYPASSes."""
+    every 10 ms each, they sent about a hundred reads a second apiece."""
     app = make_app(cache="redis", CACHE_REDIS_URL=private_redis.url, **PATIENT_REDIS)
     Builder(app).tenant("acme")
     computations: list[str] = []
