@@ -58,9 +58,10 @@ def _report(ctx: Context, settings: ServerSettings, rounds) -> None:
         "computations", target=("==", 1) if shared else None)
     # A BYPASS is a worker that could not reach the cache (a timeout, its back-off) and answered
     # from the database, as designed; a MISS past the first is a lock that did not hold. Only the
-    # split says which a worst round was.
+    # split says which the worst round was.
+    worst = rounds[from_answers.index(max(from_answers))][0]
     add(SCENARIO, label, "of which BYPASS, worst round (X-Cache)",
-        max(sum(a.x_cache == "BYPASS" for a in answers) for answers, _ in rounds), "answers")
+        sum(a.x_cache == "BYPASS" for a in worst), "answers")
     deltas = [delta for _, delta in rounds]
     if all(d is not None for d in deltas):
         add(SCENARIO, label, "computations, worst round (cache-metrics)", max(d["computations"] for d in deltas),
